@@ -1,0 +1,43 @@
+# The two commands: `make demo` and `make test`. Each sets itself up from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
+PIP    := $(BIN)/pip --disable-pip-version-check --progress-bar off
+
+.PHONY: setup test test-lib test-nb demo lab clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fkd)" >/dev/null
+	@touch $(STAMP)
+
+## all tests: the library's, then the notebooks under nbval at smoke size
+test: test-lib test-nb
+
+test-lib: $(STAMP)
+	FKD_SCALE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests/ -q
+
+test-nb: $(STAMP)
+	@tmp=$$(mktemp -d) && FKD_SCALE=smoke FKD_FIGURES_DIR=$$tmp/figures FKD_RESULTS_DIR=$$tmp/results MPLBACKEND=Agg \
+		$(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider notebooks/ -q; rc=$$?; rm -rf $$tmp; exit $$rc
+
+## run every notebook headless at smoke size; figures land in figures/smoke/
+demo: $(STAMP)
+	@mkdir -p build/demo
+	FKD_SCALE=smoke MPLBACKEND=Agg $(BIN)/jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 \
+		--output-dir build/demo notebooks/[0-9]*.ipynb
+	@echo "figures written to figures/smoke/:" && ls figures/smoke/
+
+## JupyterLab on notebooks/, loopback only
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+
+clean:
+	rm -rf $(VENV) build figures/smoke results/smoke .pytest_cache

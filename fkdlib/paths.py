@@ -1,0 +1,36 @@
+"""Where things live, resolved from the package, never from the current directory.
+
+nbval, Colab and papermill each start notebooks in a different folder; these paths do not care.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def figures_dir(scale: str | None = None) -> Path:
+    """The folder figures are written to.
+
+    ``FKD_FIGURES_DIR`` overrides it (the tests point it at a temporary folder). Otherwise
+    ``figures/``; smoke-scale figures go to ``figures/smoke/`` (git-ignored), so that a smoke run
+    never overwrites a committed figure.
+    """
+    return _scaled("FKD_FIGURES_DIR", REPO_ROOT / "figures", scale)
+
+
+def results_dir(scale: str | None = None) -> Path:
+    """``results/``: one folder per experiment, one JSON per run.
+
+    Like ``figures_dir``: ``FKD_RESULTS_DIR`` overrides it, and smoke-scale results go to the
+    git-ignored ``results/smoke/``.
+    """
+    return _scaled("FKD_RESULTS_DIR", REPO_ROOT / "results", scale)
+
+
+def _scaled(env_var: str, default: Path, scale: str | None) -> Path:
+    override = os.environ.get(env_var)
+    if override:
+        return Path(override)
+    return default / "smoke" if scale == "smoke" else default

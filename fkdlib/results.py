@@ -1,0 +1,65 @@
+"""Results with provenance: every number we show is read from one of these JSON files.
+
+A record holds the result itself and how it was made: git commit (and whether the tree had
+uncommitted changes), fkdlib, torch and Python versions, device, UTC time, seed and full config.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .device import describe_device
+from .paths import REPO_ROOT, results_dir
+
+
+def provenance(seed: int | None = None, config: dict | None = None, device: torch.device | str | None = None) -> dict:
+    """How a result was made, as a JSON-ready dict."""
+    commit, dirty = _git_state()
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "fkdlib_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": describe_device(device),
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "config": config or {},
+    }
+
+
+def save_result(experiment: str, run: str, result: dict, provenance_record: dict, scale: str | None = None) -> Path:
+    """Write ``{"result": ..., "provenance": ...}`` to ``results/<experiment>/<run>.json`` atomically."""
+    path = results_dir(scale) / experiment / f"{run}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"result": result, "provenance": provenance_record}, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_result(path: str | Path) -> dict:
+    """Read a record written by ``save_result``; a file without provenance is an error."""
+    record = json.loads(Path(path).read_text())
+    missing = {"result", "provenance"} - record.keys()
+    if missing:
+        raise ValueError(f"{path} is not a result record: missing {sorted(missing)}")
+    return record
+
+
+def _git_state() -> tuple[str, bool | None]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)", None

@@ -1,0 +1,94 @@
+"""One style and one savefig for every figure; kernel heatmaps and training curves."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+
+from .paths import figures_dir
+
+DPI = 120
+PALETTE = "colorblind"
+KERNEL_CMAP = "RdBu_r"
+
+
+def set_style() -> None:
+    """The project's seaborn theme and palette."""
+    sns.set_theme(context="notebook", style="ticks", palette=PALETTE)
+
+
+def savefig(fig: plt.Figure, name: str, scale: str | None = None, source: str | None = None,
+            pdf: bool = False) -> Path:
+    """Write ``fig`` as ``<figures>/<name>.png`` (and ``.pdf`` if asked) with a fixed dpi and no timestamp.
+
+    ``name`` starts with the notebook's number (e.g. ``"00_kernels"``); ``scale="smoke"`` writes to
+    ``figures/smoke/`` (see ``paths.figures_dir``); ``source`` (a results file or a short provenance
+    line) is printed in the figure's corner so the image says where it came from.
+    """
+    if source:
+        fig.text(0.995, 0.005, f"source: {source}", ha="right", va="bottom", fontsize=7, color="0.45")
+    out = figures_dir(scale)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    if pdf:
+        fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    return path
+
+
+def kernel_heatmaps(kernels: Mapping[str, torch.Tensor], labels: torch.Tensor | None = None,
+                    vmin: float = -1.0, vmax: float = 1.0, size: float = 3.6) -> plt.Figure:
+    """Side-by-side heatmaps of (B, B) kernels, one per entry of ``kernels`` (title -> kernel).
+
+    Pass examples sorted by class and their ``labels`` to draw the class boundaries: a kernel that
+    knows the classes shows bright diagonal blocks.
+    """
+    n = len(kernels)
+    fig, axes = plt.subplots(1, n, figsize=(size * n + 0.8, size), layout="constrained", squeeze=False)
+    for ax, (title, K) in zip(axes[0], kernels.items()):
+        im = ax.imshow(torch.as_tensor(K).detach().float().cpu().numpy(), cmap=KERNEL_CMAP, vmin=vmin, vmax=vmax,
+                       interpolation="nearest")
+        ax.set_title(title, fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if labels is not None:
+            for b in np.flatnonzero(np.diff(np.asarray(labels.cpu()))) + 0.5:
+                ax.axhline(b, color="k", lw=0.5, alpha=0.6)
+                ax.axvline(b, color="k", lw=0.5, alpha=0.6)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="kernel value")
+    return fig
+
+
+def curves(ax: plt.Axes, series: Mapping[str, list[float]], xlabel: str = "step", ylabel: str = "",
+           smooth: int = 1) -> plt.Axes:
+    """Plot named 1-D series on ``ax`` (optionally a running mean over ``smooth`` points)."""
+    for label, ys in series.items():
+        ys = np.asarray(ys, dtype=float)
+        if smooth > 1 and len(ys) >= smooth:
+            ys = np.convolve(ys, np.ones(smooth) / smooth, mode="valid")
+        ax.plot(np.arange(len(ys)), ys, label=label, lw=1.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
+    sns.despine(ax=ax)
+    return ax
+
+
+def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names: list[str] | None = None) -> plt.Figure:
+    """A grid of uint8 images (N, 3, H, W): one row per class, ``per_class`` examples each."""
+    classes = sorted(set(y.tolist()))
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.1 * per_class, 1.1 * len(classes)),
+                             layout="constrained", squeeze=False)
+    for r, c in enumerate(classes):
+        idx = torch.nonzero(y == c).flatten()[:per_class]
+        for k, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if k < len(idx):
+                ax.imshow(X[idx[k]].permute(1, 2, 0).cpu().numpy())
+        axes[r][0].text(-0.15, 0.5, class_names[c] if class_names else str(c), transform=axes[r][0].transAxes,
+                        ha="right", va="center", fontsize=9)
+    return fig

@@ -1,0 +1,68 @@
+import json
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fkdlib import config, paths, viz  # noqa: E402
+from fkdlib.device import describe_device, get_device  # noqa: E402
+from fkdlib.results import load_result, provenance, save_result  # noqa: E402
+
+
+def test_provenance_says_how_a_result_was_made():
+    p = provenance(seed=7, config={"lr": 0.1}, device="cpu")
+    assert p["seed"] == 7 and p["config"] == {"lr": 0.1}
+    assert p["device"].startswith("cpu")
+    assert p["torch_version"] == torch.__version__
+    assert len(p["git_commit"]) == 40 or p["git_commit"].startswith("unknown")
+    assert p["time_utc"].endswith("+00:00")
+
+
+def test_results_round_trip_and_smoke_results_stay_out_of_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("FKD_RESULTS_DIR", str(tmp_path))
+    path = save_result("exp", "run0", {"acc": 0.5}, provenance(seed=0))
+    assert path == tmp_path / "exp" / "run0.json"
+    assert load_result(path)["result"] == {"acc": 0.5}
+    (tmp_path / "bare.json").write_text(json.dumps({"acc": 0.5}))
+    with pytest.raises(ValueError, match="missing"):
+        load_result(tmp_path / "bare.json")
+    monkeypatch.delenv("FKD_RESULTS_DIR")
+    assert paths.results_dir("smoke") == paths.REPO_ROOT / "results" / "smoke"
+    assert paths.results_dir("lite") == paths.REPO_ROOT / "results"
+
+
+def test_figures_go_to_one_place_with_stable_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FKD_FIGURES_DIR", str(tmp_path))
+    K = torch.eye(6)
+    written = []
+    for _ in range(2):
+        fig = viz.kernel_heatmaps({"a": K, "b": -K}, labels=torch.tensor([0, 0, 1, 1, 2, 2]))
+        written.append(viz.savefig(fig, "99_test", source="results/x.json").read_bytes())
+        plt.close(fig)
+    assert written[0] == written[1], "the same figure must give the same file (no timestamps)"
+    monkeypatch.delenv("FKD_FIGURES_DIR")
+    assert paths.figures_dir("smoke") == paths.REPO_ROOT / "figures" / "smoke"
+
+
+def test_scales_are_validated_and_sizes_are_fresh_copies(monkeypatch):
+    monkeypatch.setenv("FKD_SCALE", "smoke")
+    assert config.get_scale() == "smoke"
+    with pytest.raises(ValueError, match="smoke, lite, full"):
+        config.get_scale("huge")
+    a = config.sizes("quickstart", "lite")
+    a["batch_size"] = -1
+    assert config.sizes("quickstart", "lite")["batch_size"] > 0
+    small, big = config.sizes("quickstart", "smoke"), config.sizes("quickstart", "full")
+    assert all(small[k] <= big[k] for k in small)
+
+
+def test_device_helper():
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device().type in {"cuda", "mps", "cpu"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="cuda"):
+            get_device("cuda")
+    assert describe_device("cpu").startswith("cpu")

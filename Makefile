@@ -24,13 +24,13 @@ test-lib: $(STAMP)
 	FKD_SCALE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests/ -q
 
 test-nb: $(STAMP)
-	@tmp=$$(mktemp -d) && FKD_SCALE=smoke FKD_FIGURES_DIR=$$tmp/figures FKD_RESULTS_DIR=$$tmp/results MPLBACKEND=Agg \
+	@tmp=$$(mktemp -d) && FKD_SCALE=smoke FKD_FIGURES_DIR=$$tmp/figures FKD_RESULTS_DIR=$$tmp/results \
 		$(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider notebooks/ -q; rc=$$?; rm -rf $$tmp; exit $$rc
 
 ## run every notebook headless at smoke size; figures land in figures/smoke/
 demo: $(STAMP)
 	@mkdir -p build/demo
-	FKD_SCALE=smoke MPLBACKEND=Agg $(BIN)/jupyter nbconvert --to notebook --execute \
+	FKD_SCALE=smoke $(BIN)/jupyter nbconvert --to notebook --execute \
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 \
 		--output-dir build/demo notebooks/[0-9]*.ipynb
 	@echo "figures written to figures/smoke/:" && ls figures/smoke/

@@ -44,3 +44,8 @@ def to_float(X: torch.Tensor, mean=CIFAR100_MEAN, std=CIFAR100_STD) -> torch.Ten
     mean_t = torch.tensor(mean, device=X.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=X.device).view(1, 3, 1, 1)
     return (X.float() / 255 - mean_t) / std_t
+
+
+def per_class_indices(y: torch.Tensor, per_class: int) -> torch.Tensor:
+    """Indices of the first ``per_class`` examples of every class, grouped by class (for sorted heatmaps)."""
+    return torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)])

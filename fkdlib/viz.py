@@ -41,24 +41,31 @@ def savefig(fig: plt.Figure, name: str, scale: str | None = None, source: str | 
 
 
 def kernel_heatmaps(kernels: Mapping[str, torch.Tensor], labels: torch.Tensor | None = None,
-                    vmin: float = -1.0, vmax: float = 1.0, size: float = 3.6) -> plt.Figure:
-    """Side-by-side heatmaps of (B, B) kernels, one per entry of ``kernels`` (title -> kernel).
+                    size: float = 3.6) -> plt.Figure:
+    """Side-by-side heatmaps of (B, B) kernels, one per entry of ``kernels`` (title -> kernel), on one colour scale.
 
     Pass examples sorted by class and their ``labels`` to draw the class boundaries: a kernel that
-    knows the classes shows bright diagonal blocks.
+    knows the classes shows bright diagonal blocks. Kernels with no negative entry (ReLU features give
+    those) use a sequential map from 0; otherwise a diverging map centred on 0.
     """
-    n = len(kernels)
+    mats = {t: torch.as_tensor(K).detach().float().cpu().numpy() for t, K in kernels.items()}
+    lo, hi = min(m.min() for m in mats.values()), max(m.max() for m in mats.values())
+    if lo >= 0:
+        cmap, vmin, vmax = "rocket", 0.0, max(hi, 1e-12)
+    else:
+        cmap, vmax = KERNEL_CMAP, max(abs(lo), abs(hi))
+        vmin = -vmax
+    n = len(mats)
     fig, axes = plt.subplots(1, n, figsize=(size * n + 0.8, size), layout="constrained", squeeze=False)
-    for ax, (title, K) in zip(axes[0], kernels.items()):
-        im = ax.imshow(torch.as_tensor(K).detach().float().cpu().numpy(), cmap=KERNEL_CMAP, vmin=vmin, vmax=vmax,
-                       interpolation="nearest")
+    for ax, (title, K) in zip(axes[0], mats.items()):
+        im = ax.imshow(K, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(title, fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
         if labels is not None:
             for b in np.flatnonzero(np.diff(np.asarray(labels.cpu()))) + 0.5:
-                ax.axhline(b, color="k", lw=0.5, alpha=0.6)
-                ax.axvline(b, color="k", lw=0.5, alpha=0.6)
+                ax.axhline(b, color="w", lw=0.6, alpha=0.8)
+                ax.axvline(b, color="w", lw=0.6, alpha=0.8)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="kernel value")
     return fig
 
@@ -81,7 +88,7 @@ def curves(ax: plt.Axes, series: Mapping[str, list[float]], xlabel: str = "step"
 def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names: list[str] | None = None) -> plt.Figure:
     """A grid of uint8 images (N, 3, H, W): one row per class, ``per_class`` examples each."""
     classes = sorted(set(y.tolist()))
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.1 * per_class, 1.1 * len(classes)),
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(0.75 * per_class + 0.3, 0.75 * len(classes)),
                              layout="constrained", squeeze=False)
     for r, c in enumerate(classes):
         idx = torch.nonzero(y == c).flatten()[:per_class]

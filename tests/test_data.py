@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fkdlib.data import CIFAR100_MEAN, synthetic_images, to_float
+from fkdlib.data import CIFAR100_MEAN, per_class_indices, synthetic_images, to_float
 
 
 def test_synthetic_images_are_reproducible_uint8_and_balanced():
@@ -33,3 +33,10 @@ def test_to_float_normalises_with_the_given_statistics():
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError):
         synthetic_images(0)
+
+
+def test_per_class_indices_are_balanced_and_grouped():
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 0, 2])
+    idx = per_class_indices(y, 2)
+    assert y[idx].tolist() == [0, 0, 1, 1, 2, 2]
+    assert idx.tolist() == [1, 3, 2, 5, 0, 4]

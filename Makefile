@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PIP    := $(BIN)/pip --disable-pip-version-check --progress-bar off
 
-.PHONY: setup test test-lib test-nb demo lab clean
+.PHONY: setup test test-lib test-nb demo lab notebooks clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ demo: $(STAMP)
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 \
 		--output-dir build/demo notebooks/[0-9]*.ipynb
 	@echo "figures written to figures/smoke/:" && ls figures/smoke/
+
+## re-execute the notebooks in place at SCALE (default lite) to commit their outputs, figures and results
+notebooks: $(STAMP)
+	FKD_SCALE=$${SCALE:-lite} FKD_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9]*.ipynb
 
 ## JupyterLab on notebooks/, loopback only
 lab: $(STAMP)

@@ -62,7 +62,7 @@ def fit_in_memory(
         K_t = ensemble_kernel(h_t_probe)
         hist["alignment"], hist["probe_fkd"] = [], []
         _probe_metrics(student, probe, h_t_probe, K_t, hist)
-    show = progress if progress is not None else not os.environ.get("CI")
+    show = progress if progress is not None else _progress_wanted()
     bar = tqdm(range(steps), desc="FKD" if lam_kd > 0 else "CE", disable=not show, leave=False)
     student.train()
     for step in bar:
@@ -99,3 +99,8 @@ def _probe_metrics(student, probe, h_t_probe, K_t, hist) -> None:
     h_s = penultimate_features(student, probe)
     hist["alignment"].append(float(kernel_alignment(feature_kernel(h_s), K_t)))
     hist["probe_fkd"].append(float(fkd_loss(h_s, h_t_probe)))
+
+
+def _progress_wanted() -> bool:
+    """Progress bars unless on CI or ``FKD_PROGRESS=0`` (used when notebooks are executed to be committed)."""
+    return not os.environ.get("CI") and os.environ.get("FKD_PROGRESS", "1") != "0"

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
-PIP    := $(BIN)/pip --disable-pip-version-check --progress-bar off
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: setup test test-lib test-nb demo lab notebooks clean
 
@@ -12,8 +12,8 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[dev]'
+	$(PIP) install --progress-bar off --upgrade pip
+	$(PIP) install --progress-bar off -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fkd)" >/dev/null
 	@touch $(STAMP)
 

@@ -85,17 +85,23 @@ def curves(ax: plt.Axes, series: Mapping[str, list[float]], xlabel: str = "step"
     return ax
 
 
-def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names: list[str] | None = None) -> plt.Figure:
-    """A grid of uint8 images (N, 3, H, W): one row per class, ``per_class`` examples each."""
+def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names: list[str] | None = None,
+               zoom: int = 2) -> plt.Figure:
+    """uint8 images (N, 3, H, W) as one mosaic: a row per class, ``per_class`` examples each, pixels kept sharp."""
     classes = sorted(set(y.tolist()))
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(0.75 * per_class + 0.3, 0.75 * len(classes)),
-                             layout="constrained", squeeze=False)
+    H, W, gap = X.shape[2], X.shape[3], 2
+    mosaic = torch.full((3, len(classes) * (H + gap), per_class * (W + gap)), 255, dtype=torch.uint8)
     for r, c in enumerate(classes):
-        idx = torch.nonzero(y == c).flatten()[:per_class]
-        for k, ax in enumerate(axes[r]):
-            ax.axis("off")
-            if k < len(idx):
-                ax.imshow(X[idx[k]].permute(1, 2, 0).cpu().numpy())
-        axes[r][0].text(-0.15, 0.5, class_names[c] if class_names else str(c), transform=axes[r][0].transAxes,
-                        ha="right", va="center", fontsize=9)
+        for k, i in enumerate(torch.nonzero(y == c).flatten()[:per_class].tolist()):
+            mosaic[:, r * (H + gap): r * (H + gap) + H, k * (W + gap): k * (W + gap) + W] = X[i]
+    h_px, w_px = mosaic.shape[1] * zoom, mosaic.shape[2] * zoom
+    fig = plt.figure(figsize=((w_px + 60) / DPI, h_px / DPI))
+    ax = fig.add_axes((60 / (w_px + 60), 0, w_px / (w_px + 60), 1))
+    ax.imshow(mosaic.permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([(H + gap) * r + H / 2 for r in range(len(classes))],
+                  [class_names[c] if class_names else f"class {c}" for c in classes], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     return fig

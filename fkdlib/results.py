@@ -37,9 +37,14 @@ def provenance(seed: int | None = None, config: dict | None = None, device: torc
 
 def save_result(experiment: str, run: str, result: dict, provenance_record: dict, scale: str | None = None) -> Path:
     """Write ``{"result": ..., "provenance": ...}`` to ``results/<experiment>/<run>.json`` atomically."""
-    path = results_dir(scale) / experiment / f"{run}.json"
+    return write_record(results_dir(scale) / experiment / f"{run}.json", result, provenance_record)
+
+
+def write_record(path: str | Path, result: dict, provenance_record: dict) -> Path:
+    """Write ``{"result": ..., "provenance": ...}`` as JSON to ``path`` atomically (never a half-written file)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps({"result": result, "provenance": provenance_record}, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path

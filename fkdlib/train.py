@@ -1,106 +1,245 @@
-"""A small in-memory trainer: cross-entropy, optionally plus FKD from frozen teachers (PAPER.md §1).
+"""The training engine: teachers, students, every method, ensembles, cross-dataset, resumable runs.
 
-L = CE(student) + lam_kd * fkd_loss(h_S, [h_T1..h_TE]) + lam_fr * feature_norm_penalty(h_S).
-
-This is the few-step loop the quickstart uses; it is deliberately short. The full trainer (datasets,
-epochs, schedules, the baselines, resume) builds on the same losses.
+One visible path: data -> teachers -> student -> loss (``methods.loss_terms``) -> metrics -> run record.
+After every epoch it writes an atomic checkpoint and a JSON run record with provenance to ``out_dir``;
+``resume=True`` continues a killed run from its last checkpoint and, on a CPU, ends with exactly the
+weights of an uninterrupted run. A non-finite loss stops the run with the epoch and step and leaves
+the last good checkpoint in place.
 """
 from __future__ import annotations
 
 import math
-import os
+import time
 from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .data import to_float
-from .evaluate import penultimate_features
+from .checks import finite_checks
+from .data import per_class_indices
+from .device import get_device
 from .kernels import ensemble_kernel, feature_kernel, kernel_alignment
-from .losses import feature_norm_penalty, fkd_loss
+from .loader import DeviceLoader
+from .losses import fkd_loss
+from .methods import LABEL_FREE, Method, loss_terms
+from .models import create_model
+from .progress import bar
+from .recipes import Recipe
+from .results import provenance, write_record
+from .teachers import Teacher, save_model
+
+CHECKPOINT = "checkpoints/last.pt"
+RECORD = "result.json"
+MODEL = "model.pt"
 
 
-def fit_in_memory(
-    student: torch.nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    steps: int,
-    batch_size: int = 64,
-    lr: float = 0.05,
-    teachers: Sequence[torch.nn.Module] = (),
-    lam_kd: float = 0.0,
-    lam_fr: float = 0.0,
-    probe: torch.Tensor | None = None,
-    seed: int = 0,
-    progress: bool | None = None,
-) -> dict[str, list[float]]:
-    """Train ``student`` in place for ``steps`` SGD steps on uint8 images ``X`` and labels ``y``.
+def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path, method: Method | None = None,
+          teachers: Sequence[Teacher] = (), seed: int = 0, resume: bool = False, overwrite: bool = False,
+          kd_data=None, device: torch.device | str | None = None, progress: bool | None = None,
+          nan_check_every: int | None = None) -> dict:
+    """Train a network ``arch`` on ``train_data`` (a teacher or plain student when ``method`` is none,
+    else a distilled student of ``teachers``) and return its run record ``{"result", "provenance"}``.
 
-    With ``teachers`` and ``lam_kd > 0`` this is FKD; the teachers are frozen (eval mode, no gradient).
-    Returns a history: per step ``loss``, ``ce``, ``fkd``, ``fr``; and, if a ``probe`` batch of uint8
-    images is given, ``alignment`` (CKA between the student's and the teachers' normalised kernels on
-    the probe) and ``probe_fkd`` (the FKD distance there), measured before training and after every step.
-    A non-finite loss stops training with an error naming the step.
+    ``train_data``/``test_data``/``kd_data`` are ``fkdlib.data`` datasets (uint8 ``X``, ``y``,
+    ``classes``, ``name``, ``mean``, ``std``). ``kd_data`` (or ``recipe.kd_batch_size``) gives the
+    distillation term its own batches, e.g. STL-10's unlabelled images. KD across label spaces is refused
+    before training starts.
     """
-    if steps < 1 or batch_size < 2:
-        raise ValueError(f"need steps >= 1 and batch_size >= 2, got steps={steps}, batch_size={batch_size}")
-    if lam_kd > 0 and not teachers:
-        raise ValueError("lam_kd > 0 needs at least one teacher")
-    device = next(student.parameters()).device
-    X, y = X.to(device), y.to(device)
+    method = method or Method("none")
+    out_dir = Path(out_dir)
+    _check_setup(method, teachers, train_data, out_dir, resume, overwrite)
+    device = get_device(device) if not isinstance(device, torch.device) else device
+    torch.manual_seed(seed)
+    student = create_model(arch, num_classes=len(train_data.classes)).to(device, memory_format=torch.channels_last)
     for t in teachers:
-        t.eval().requires_grad_(False)
-    opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    gen = torch.Generator().manual_seed(seed)
-    batch_size = min(batch_size, len(X))
-    per_epoch = len(X) // batch_size
-    hist: dict[str, list[float]] = {k: [] for k in ("loss", "ce", "fkd", "fr")}
-    track = probe is not None and len(teachers) > 0
-    if track:
-        h_t_probe = [penultimate_features(t, probe) for t in teachers]
-        K_t = ensemble_kernel(h_t_probe)
-        hist["alignment"], hist["probe_fkd"] = [], []
-        _probe_metrics(student, probe, h_t_probe, K_t, hist)
-    show = progress if progress is not None else _progress_wanted()
-    bar = tqdm(range(steps), desc="FKD" if lam_kd > 0 else "CE", disable=not show, leave=False)
-    student.train()
-    for step in bar:
-        if step % per_epoch == 0:
-            order = torch.randperm(len(X), generator=gen).to(device)
-        idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
-        xb = to_float(X[idx])
-        feats, logits = student(xb, is_feat=True)
-        h_s = feats[-1]
-        ce = F.cross_entropy(logits, y[idx])
-        loss, kd, fr = ce, torch.zeros(()), torch.zeros(())
-        if lam_kd > 0:
-            with torch.no_grad():
-                h_t = [t(xb, is_feat=True)[0][-1] for t in teachers]
-            kd = fkd_loss(h_s, h_t)
-            loss = loss + lam_kd * kd
-        if lam_fr > 0:
-            fr = feature_norm_penalty(h_s)
-            loss = loss + lam_fr * fr
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} (ce={ce.item()}, fkd={kd.item()})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for k, v in (("loss", loss), ("ce", ce), ("fkd", kd), ("fr", fr)):
-            hist[k].append(float(v.detach()))
-        if track:
-            _probe_metrics(student, probe, h_t_probe, K_t, hist)
-        bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
-    return hist
+        t.model.to(device, memory_format=torch.channels_last)
+    opt = torch.optim.SGD(student.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(recipe.milestones), gamma=recipe.lr_decay)
+
+    X, y = _subset(train_data.X, train_data.y, recipe.train_subset)
+    loader = DeviceLoader(X, y, recipe.batch_size, train=True, mean=train_data.mean, std=train_data.std,
+                          device=device, seed=seed)
+    kd_loader = _kd_loader(method, recipe, kd_data or (train_data if recipe.kd_batch_size else None), device, seed)
+    test_loader = DeviceLoader(test_data.X, test_data.y, recipe.eval_batch_size, train=False,
+                               mean=test_data.mean, std=test_data.std, device=device)
+    probe = _probe(test_data, recipe.probe_size, teachers, device)
+
+    config = {"arch": arch, "train_data": train_data.name, "test_data": test_data.name,
+              "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "classes": list(train_data.classes),
+              "recipe": recipe.to_dict(), "method": method.to_dict(), "seed": seed,
+              "teachers": [{"arch": t.arch, "dataset": t.dataset, "source": t.source} for t in teachers]}
+    state = {"epoch": -1, "history": [], "wall_time_s": 0.0}
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.exists():
+        state = _load_checkpoint(ckpt_path, student, opt, sched)
+    check_every = nan_check_every or (1 if device.type == "cpu" else 50)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    epochs_bar = bar(range(state["epoch"] + 1, recipe.epochs), progress, desc=f"{arch} {method.name}",
+                     initial=state["epoch"] + 1, total=recipe.epochs)
+    for epoch in epochs_bar:
+        t0 = time.perf_counter()
+        loader.set_epoch(epoch)
+        # the kernel term's own stream: batch t depends only on t, so a resumed epoch replays exactly
+        kd_batches = kd_loader.forever(start_step=epoch * len(loader)) if kd_loader else None
+        student.train()
+        sums: dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), device=device)
+        seen = 0
+        steps_bar = bar(loader, progress, desc=f"epoch {epoch + 1}", leave=False)
+        with finite_checks(False):
+            for step, (xb, yb) in enumerate(steps_bar):
+                kd_x = next(kd_batches)[0] if kd_batches else None
+                with autocast:
+                    terms, logits = _step_terms(student, teachers, method, xb, yb, kd_x)
+                loss = sum(terms.values())
+                if (step + 1) % check_every == 0 or step + 1 == len(loader):
+                    _stop_if_not_finite(loss, terms, epoch, step, ckpt_path, state)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for k, v in {"loss": loss, **terms}.items():
+                    sums[k] = sums.get(k, 0) + v.detach().float() * len(yb)
+                correct += (logits.argmax(1) == yb).sum()
+                seen += len(yb)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        row = {"epoch": epoch + 1, "lr": lr, "train_acc": float(correct) / seen,
+               **{f"train_{k}": float(v) / seen for k, v in sums.items()},
+               "test_acc": evaluate_accuracy(student, test_loader), **probe.metrics(student)}
+        state["wall_time_s"] += time.perf_counter() - t0
+        row["wall_time_s"] = state["wall_time_s"]
+        state["epoch"], state["history"] = epoch, state["history"] + [row]
+        _save_checkpoint(ckpt_path, student, opt, sched, state)
+        _write_record(out_dir, config, state, seed, device, status="running")
+        epochs_bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.1%}")
+
+    save_model(out_dir / MODEL, student, arch, train_data.name, list(train_data.classes),
+               extra={"provenance": provenance(seed, config, device)})
+    return _write_record(out_dir, config, state, seed, device, status="done")
 
 
-def _probe_metrics(student, probe, h_t_probe, K_t, hist) -> None:
-    h_s = penultimate_features(student, probe)
-    hist["alignment"].append(float(kernel_alignment(feature_kernel(h_s), K_t)))
-    hist["probe_fkd"].append(float(fkd_loss(h_s, h_t_probe)))
+def _step_terms(student, teachers, method, xb, yb, kd_x):
+    feats_s, logits = student(xb, is_feat=True)
+    teacher_out, kd_feats, kd_teacher_out = [], None, None
+    if method.needs_teacher:
+        with torch.no_grad():
+            teacher_out = [t.model(xb, is_feat=True) for t in teachers] if method.name in ("kd",) or kd_x is None else []
+            if kd_x is not None:
+                kd_teacher_out = [t.model(kd_x, is_feat=True) for t in teachers]
+        if kd_x is not None:
+            kd_feats = student(kd_x, is_feat=True)[0]
+    return loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out), logits
 
 
-def _progress_wanted() -> bool:
-    """Progress bars unless on CI or ``FKD_PROGRESS=0`` (used when notebooks are executed to be committed)."""
-    return not os.environ.get("CI") and os.environ.get("FKD_PROGRESS", "1") != "0"
+@torch.no_grad()
+def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader) -> float:
+    """Top-1 accuracy of ``model`` over an evaluation loader, with one host sync at the end."""
+    was_training = model.training
+    model.eval()
+    correct, n = torch.zeros((), device=loader.device), 0
+    for xb, yb in loader:
+        correct += (model(xb).argmax(1) == yb).sum()
+        n += len(yb)
+    model.train(was_training)
+    return float(correct) / max(n, 1)
+
+
+class _Probe:
+    """A fixed, class-balanced batch of test images on which the student's kernel is compared with the teachers'."""
+
+    def __init__(self, x: torch.Tensor | None, teachers: Sequence[Teacher]):
+        self.x = x
+        self.h_t = [self._feats(t.model) for t in teachers] if x is not None else []
+        self.K_t = ensemble_kernel(self.h_t) if self.h_t else None
+
+    @torch.no_grad()
+    def _feats(self, model):
+        was_training = model.training
+        model.eval()
+        h = model(self.x, is_feat=True)[0][-1].float()
+        model.train(was_training)
+        return h
+
+    def metrics(self, student) -> dict:
+        if self.K_t is None:
+            return {}
+        h_s = self._feats(student)
+        return {"kernel_alignment": float(kernel_alignment(feature_kernel(h_s), self.K_t)),
+                "kernel_distance": float(fkd_loss(h_s, self.h_t))}
+
+
+def _probe(test_data, size: int, teachers, device) -> _Probe:
+    if not teachers or size < 2:
+        return _Probe(None, ())
+    idx = per_class_indices(test_data.y, max(1, size // len(test_data.classes)))[:size]
+    x = DeviceLoader(test_data.X[idx], test_data.y[idx], len(idx), train=False, mean=test_data.mean,
+                     std=test_data.std, device=device)
+    return _Probe(next(iter(x))[0], teachers)
+
+
+def _kd_loader(method, recipe, kd_data, device, seed):
+    if kd_data is None or not method.needs_teacher:
+        return None
+    return DeviceLoader(kd_data.X, None, recipe.kd_batch_size or recipe.batch_size, train=True,
+                        mean=kd_data.mean, std=kd_data.std, device=device, seed=seed + 7919)
+
+
+def _subset(X, y, n):
+    if not n or n >= len(X):
+        return X, y
+    idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))[:n]
+    return X[idx], (y[idx] if y is not None else None)
+
+
+def _check_setup(method, teachers, train_data, out_dir, resume, overwrite):
+    if method.needs_teacher and not teachers:
+        raise ValueError(f"method {method.name!r} distils from teachers, but none were given")
+    if method.name == "kd":
+        for t in teachers:
+            if list(t.classes) != list(train_data.classes):
+                raise ValueError(
+                    f"KD needs teacher and student to share a label space, but teacher {t.arch} was trained on "
+                    f"{t.dataset} ({len(t.classes)} classes) and the student on {train_data.name} "
+                    f"({len(train_data.classes)} classes). Across datasets use one of {', '.join(LABEL_FREE)}.")
+    if not resume and not overwrite and (out_dir / CHECKPOINT).exists():
+        raise FileExistsError(f"{out_dir} already holds a run; pass resume=True to continue it "
+                              f"or overwrite=True to start again")
+
+
+def _stop_if_not_finite(loss, terms, epoch, step, ckpt_path, state):
+    if math.isfinite(float(loss.detach())):
+        return
+    detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+    last = f"epoch {state['epoch'] + 1} in {ckpt_path}" if ckpt_path.exists() else "none yet"
+    raise FloatingPointError(f"non-finite loss detected in epoch {epoch + 1} at step {step + 1} ({detail}); "
+                             f"training stopped. Last good checkpoint: {last}. Lower the learning rate or "
+                             f"the loss weights, then resume.")
+
+
+def _save_checkpoint(path: Path, model, opt, sched, state) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), **state}, tmp)
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, model, opt, sched) -> dict:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return {k: ckpt[k] for k in ("epoch", "history", "wall_time_s")}
+
+
+def _write_record(out_dir, config, state, seed, device, status) -> dict:
+    result = {"status": status, "epochs_done": state["epoch"] + 1, "history": state["history"],
+              "final": state["history"][-1] if state["history"] else {}, "wall_time_s": state["wall_time_s"]}
+    prov = provenance(seed, config, device)
+    write_record(out_dir / RECORD, result, prov)
+    return {"result": result, "provenance": prov}

@@ -1,4 +1,4 @@
-"""Data. For now: a tiny synthetic image set made in memory from a seed (the built-in default data).
+"""The built-in default data: a tiny synthetic image set made in memory from a seed; and uint8 -> float.
 
 Images are uint8 tensors (N, 3, H, W), as real CIFAR batches are kept. Each class is a smooth random
 colour pattern; each image is its class pattern, randomly shifted, with a random brightness and
@@ -49,3 +49,4 @@ def to_float(X: torch.Tensor, mean=CIFAR100_MEAN, std=CIFAR100_STD) -> torch.Ten
 def per_class_indices(y: torch.Tensor, per_class: int) -> torch.Tensor:
     """Indices of the first ``per_class`` examples of every class, grouped by class (for sorted heatmaps)."""
     return torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)])
+

@@ -1,0 +1,6 @@
+"""``python -m fkdlib ...``: see ``fkdlib.cli``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

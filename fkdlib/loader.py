@@ -1,0 +1,305 @@
+"""The training engine's data loader: the whole data set as uint8 on the device, augmented there.
+
+Why not ``torch.utils.data.DataLoader`` + torchvision transforms? The recipe we follow is RepDistiller's
+CIFAR training transform (PAPER.md §3.4)::
+
+    transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                        transforms.ToTensor(), transforms.Normalize(mean, std)])
+
+Run per image through PIL in worker processes, that costs Python work for every image of every epoch,
+and on a small machine (or next to a fast GPU) the input pipeline, not the model, becomes the
+bottleneck. CIFAR-10/100 (50,000 x 3 x 32 x 32 bytes = 150 MB) and STL-10 fit on any device as uint8,
+so this loader moves ``X`` (and ``y``) to the device **once** and, per batch, does with a handful of
+batched tensor ops exactly what the transform above does per image: no workers, no PIL, no per-image
+Python, no host<->device traffic except one small copy of an epoch's random draws.
+
+The augmentation has exactly torchvision's distribution: for every image independently, the crop
+offsets ``(i, j)`` of ``RandomCrop(H, padding=pad)`` are each uniform on ``{0, ..., 2*pad}`` (in the
+image zero-padded by ``pad`` pixels, in pixel space, i.e. before normalisation), and the image is
+mirrored left-right with probability 1/2 (``RandomHorizontalFlip()``); then ``Normalize(mean, std)``
+of the [0, 1] image. :func:`random_crop_flip` is that crop + flip given the draws (tested pixel for pixel
+against ``torchvision.transforms.functional``), :func:`normalize` the normalisation.
+
+Randomness and resume. All random draws of an epoch -- the permutation, the per-image offsets and flips
+-- are made at once by a CPU ``torch.Generator`` seeded with ``seed * 1_000_003 + epoch`` (see
+:func:`epoch_seed`) and moved to the device in one copy. So an epoch is a pure function of
+``(seed, epoch)``: the same on CPU, CUDA and MPS, independent of the batch size, and a run resumed at
+epoch ``e`` (``loader.set_epoch(e)`` or ``load_state_dict``) sees exactly the batches an uninterrupted
+run would, without replaying epochs ``0..e-1``; :meth:`DeviceLoader.iter_epoch` can also start in the
+middle of an epoch. The per-batch step only slices those draws and launches tensor ops: no ``.item()``,
+no data-dependent shapes, no host syncs.
+
+A second stream for the distillation term (:meth:`DeviceLoader.forever`): when the kernel term uses other
+data (STL-10: 512 unlabelled images beside 64 labelled ones for CE) or a larger batch, call
+``forever()`` on that data's loader. It is an endless sequence of full batches cut from a continuous
+stream of epochs drawn with their own seeds (stream 1, never equal to the main iteration's), so it
+is independent of the main iterator even on the same loader. Batch ``t`` of the stream is a pure
+function of ``(seed, t)``; resume it exactly with ``forever(start_step=t)``, where ``t`` is the number
+of stream batches already used (one per optimisation step: ``epoch * len(main_loader) + batch``).
+
+Works on CPU, CUDA and MPS: nothing here is CUDA-only.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["DeviceLoader", "epoch_seed", "draw_epoch", "random_crop_flip", "normalize"]
+
+_SEED_STRIDE = 1_000_003  # epoch seeds: seed * _SEED_STRIDE + epoch (+ a constant per stream)
+_STREAM_SALT = 0x9E3779B97F4A7C15  # golden-ratio constant: separates the forever() stream(s) from the main one
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """The CPU generator seed of ``epoch``: ``seed * 1_000_003 + epoch`` for the main stream (``stream=0``).
+
+    Other streams (``forever()`` uses 1) add ``stream * 0x9E3779B97F4A7C15``, all modulo 2**64.
+    """
+    return (seed * _SEED_STRIDE + epoch + stream * _STREAM_SALT) % 2**64
+
+
+def draw_epoch(
+    n: int, seed: int, epoch: int, *, pad: int = 4, flip: bool = True, stream: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All random draws of one training epoch, on the CPU: ``(perm, offsets, flips)``.
+
+    ``perm`` (n,) int64 is the order of the examples; ``offsets`` (n, 2) int64 the crop offsets ``(i, j)``
+    (top, left in the image zero-padded by ``pad``), each uniform on ``{0, ..., 2*pad}``; ``flips`` (n,)
+    bool, each True with probability 1/2 (all False if ``flip`` is False). Row ``k`` of ``offsets`` and
+    ``flips`` belongs to the ``k``-th example of the epoch, ``perm[k]``. Drawn in this order (perm,
+    offsets, flips) from ``torch.Generator().manual_seed(epoch_seed(seed, epoch, stream))``.
+    """
+    g = torch.Generator().manual_seed(epoch_seed(seed, epoch, stream))
+    perm = torch.randperm(n, generator=g)
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
+    flips = torch.randint(0, 2, (n,), generator=g).bool() if flip else torch.zeros(n, dtype=torch.bool)
+    return perm, offsets, flips
+
+
+def random_crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int) -> torch.Tensor:
+    """Per-image random crop of the zero-padded images, then per-image horizontal flip, given the draws.
+
+    ``x`` (B, C, H, W), any dtype (uint8 here: the padding is 0 in pixel space, before normalisation);
+    ``offsets`` (B, 2) integer ``(i, j)`` with ``0 <= i, j <= 2*pad``; ``flips`` (B,) bool or 0/1. Image
+    ``b`` of the result equals torchvision's ``F.crop(F.pad(x[b], [pad] * 4, fill=0), i, j, H, W)``,
+    followed by ``F.hflip`` when ``flips[b]`` -- exactly ``RandomCrop(H, padding=pad)`` +
+    ``RandomHorizontalFlip()`` with those draws. Pure and batched: the batch is padded once and the
+    output gathered with index arithmetic (a base grid plus each image's offset, the flip folded into
+    the column index). Offsets are not range-checked (that would need a host sync).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
+    B, C, H, W = x.shape
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0, got {pad}")
+    xp = F.pad(x, (pad, pad, pad, pad)) if pad > 0 else x
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    offsets = offsets.to(device=x.device, dtype=torch.long)
+    flips = flips.to(device=x.device, dtype=torch.bool)
+    ar_h = torch.arange(H, device=x.device)
+    ar_w = torch.arange(W, device=x.device)
+    rows = offsets[:, 0:1] + ar_h  # (B, H): padded row of every output row
+    cols = offsets[:, 1:2] + torch.where(flips[:, None], (W - 1) - ar_w, ar_w)  # (B, W), mirrored if flipped
+    lin = (rows[:, :, None] * Wp + cols[:, None, :]).reshape(B, 1, H * W).expand(B, C, H * W)
+    return xp.reshape(B, C, Hp * Wp).gather(2, lin).view(B, C, H, W)
+
+
+def normalize(
+    x: torch.Tensor,
+    mean: Sequence[float] | torch.Tensor,
+    std: Sequence[float] | torch.Tensor,
+    *,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 ``(x / 255 - mean) / std`` per channel, on x's device.
+
+    The same arithmetic as ``fkdlib.data.to_float`` (so the two agree bit for bit) and as
+    torchvision's ``ToTensor()`` + ``Normalize(mean, std)``. ``mean``/``std``: C numbers, or tensors
+    broadcastable to (1, C, 1, 1) (pass device tensors to avoid a host->device copy per call).
+    With ``channels_last`` the result is in ``torch.channels_last`` memory format.
+    """
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=x.device).reshape(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=x.device).reshape(1, -1, 1, 1)
+    out = (x.float() / 255 - mean_t) / std_t
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+class DeviceLoader:
+    """Batches of a uint8 image set kept on the device; train-mode augmentation done there, batched.
+
+    ``X`` uint8 (N, C, H, W) (any H, W: 32, 64, 96 ...), ``y`` int64 (N,) or ``None`` for unlabelled data,
+    in which case the batches are ``(x, None)``. Both are moved to ``device`` once (default: X's device).
+
+    ``iter(loader)`` yields the ``(x, y)`` batches of one epoch: ``x`` float32 (B, C, H, W), normalised
+    with ``mean``/``std`` (channels_last memory format if ``channels_last``), ``y`` int64 on the device.
+
+    * ``train=True``: a fresh permutation every epoch; every image independently randomly cropped from
+      its ``pad``-pixel zero-padded version and flipped left-right with probability 1/2 (if ``flip``):
+      RepDistiller's ``RandomCrop(H, padding=pad)`` + ``RandomHorizontalFlip()``, then ``Normalize``.
+    * ``train=False``: no augmentation, no shuffling: the examples in their order, ``normalize(X)``.
+
+    Batches: ``len(loader)`` of them. The last, partial batch is yielded unless ``drop_last``; except that
+    in train mode a last partial batch of exactly **one** example is dropped (pairwise distillation
+    losses, batch norm, need B >= 2; that example just sits out this epoch, by the epoch's permutation).
+
+    Epochs and resume. The loader counts epochs: each ``iter(loader)`` starts epoch ``loader.epoch`` and
+    advances the counter by one. The epoch's draws depend only on ``(seed, epoch)`` (:func:`draw_epoch`),
+    so ``set_epoch(e)`` -- or ``load_state_dict(state_dict())`` saved at an epoch boundary -- makes the next
+    ``iter()`` produce exactly epoch ``e`` of an uninterrupted run; ``iter_epoch(e, start_batch=b)``
+    produces epoch ``e`` from its batch ``b`` on, without touching the counter (mid-epoch resume).
+    A trainer that calls ``set_epoch(e)`` at each epoch start is exact whatever happened before.
+
+    The second stream, for the distillation term: :meth:`forever`.
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor | None,
+        batch_size: int,
+        *,
+        train: bool,
+        mean: Sequence[float] | torch.Tensor,
+        std: Sequence[float] | torch.Tensor,
+        device: torch.device | str | None = None,
+        pad: int = 4,
+        flip: bool = True,
+        seed: int = 0,
+        channels_last: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        if X.dtype != torch.uint8 or X.dim() != 4:
+            raise ValueError(f"X must be uint8 (N, C, H, W), got {X.dtype} of shape {tuple(X.shape)}")
+        if len(X) < 1:
+            raise ValueError("X is empty")
+        if y is not None and (y.dim() != 1 or len(y) != len(X)):
+            raise ValueError(f"y must be (N,) = ({len(X)},), got shape {tuple(y.shape)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
+        C = X.shape[1]
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if len(mean_t) != C or len(std_t) != C:
+            raise ValueError(f"mean and std need {C} values (one per channel), got {len(mean_t)} and {len(std_t)}")
+        self.device = torch.device(device) if device is not None else X.device
+        self.X = X.to(self.device)
+        self.y = y.to(self.device, dtype=torch.long) if y is not None else None
+        self.batch_size = int(batch_size)
+        self.train = bool(train)
+        self.pad, self.flip, self.seed = int(pad), bool(flip), int(seed)
+        self.channels_last, self.drop_last = bool(channels_last), bool(drop_last)
+        self._mean = mean_t.reshape(1, C, 1, 1).to(self.device)
+        self._std = std_t.reshape(1, C, 1, 1).to(self.device)
+        self.epoch = 0  # the epoch the next iter() produces
+
+    # ------------------------------------------------------------------ epochs
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        n, b = len(self.X), self.batch_size
+        full, rem = divmod(n, b)
+        if rem == 0 or self.drop_last or (self.train and rem == 1):
+            return full
+        return full + 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next ``iter(loader)`` produce epoch ``epoch`` (its draws depend on (seed, epoch) only)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        """``{"epoch": next epoch, "seed": seed}``: enough to resume exactly at an epoch boundary."""
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state.get("seed", self.seed))
+        self.set_epoch(state["epoch"])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        epoch = self.epoch
+        self.epoch += 1
+        return self.iter_epoch(epoch)
+
+    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The batches of epoch ``epoch``, from batch ``start_batch`` on; the epoch counter is untouched."""
+        n, b = len(self.X), self.batch_size
+        nb = len(self)
+        if self.train:
+            draws = self._epoch_draws(epoch, stream=0)
+        for k in range(start_batch, nb):
+            s, e = k * b, min((k + 1) * b, n)
+            if self.train:
+                yield self._gather_batch(draws[:, s:e])
+            else:
+                yield self._eval_batch(s, e)
+
+    # ------------------------------------------------------------------ the second stream
+    def forever(
+        self, start_step: int = 0, *, batch_size: int | None = None, seed: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """An endless generator of full batches, independent of the main iteration: for the kernel term.
+
+        The stream is the concatenation of epochs 0, 1, 2, ... of this data, each with its own
+        permutation and augmentation draws (``draw_epoch(..., stream=1)`` with ``seed`` (default: the
+        loader's), so never the main iteration's draws), cut into consecutive batches of ``batch_size``
+        (default: the loader's): every batch is full, a batch may straddle two of the stream's epochs,
+        and every example is used equally often. Eval-mode loaders cycle through the examples in order,
+        unaugmented. Batch ``t`` depends only on ``(seed, t, batch_size)``: start at ``start_step=t``
+        to resume exactly; with one kernel batch per optimisation step, ``t`` is the number of steps
+        done (``epoch * len(main_loader) + batch``). The epoch counter is untouched.
+        """
+        n = len(self.X)
+        b = self.batch_size if batch_size is None else int(batch_size)
+        seed = self.seed if seed is None else int(seed)
+        if b < 1 or start_step < 0:
+            raise ValueError(f"need batch_size >= 1 and start_step >= 0, got {b} and {start_step}")
+        epoch, pos = divmod(start_step * b, n)
+        cur = self._epoch_draws(epoch, stream=1, seed=seed)
+        while True:
+            parts, need = [], b
+            while need > 0:
+                take = min(need, n - pos)
+                parts.append(cur[:, pos : pos + take])
+                pos, need = pos + take, need - take
+                if pos == n:
+                    epoch, pos = epoch + 1, 0
+                    cur = self._epoch_draws(epoch, stream=1, seed=seed)
+            yield self._gather_batch(parts[0] if len(parts) == 1 else torch.cat(parts, 1))
+
+    # ------------------------------------------------------------------ internals
+    def _epoch_draws(self, epoch: int, stream: int, seed: int | None = None) -> torch.Tensor:
+        """(4, N) int64 on the device: rows perm, i, j, flip; one host->device copy per epoch."""
+        n = len(self.X)
+        if not self.train:  # eval mode (forever() of an eval loader): in order, no augmentation
+            packed = torch.zeros(4, n, dtype=torch.long, device=self.device)
+            packed[0] = torch.arange(n, device=self.device)
+            return packed
+        perm, offsets, flips = draw_epoch(
+            n, self.seed if seed is None else seed, epoch, pad=self.pad, flip=self.flip, stream=stream
+        )
+        packed = torch.cat([perm[None], offsets.T, flips[None].long()])
+        if self.device.type == "cuda":  # pinned, so the one copy per epoch is truly asynchronous
+            return packed.pin_memory().to(self.device, non_blocking=True)
+        return packed.to(self.device)
+
+    def _gather_batch(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch of examples ``d[0]``, augmented with the draws ``d[1:4]`` in train mode."""
+        idx = d[0]
+        xb = self.X.index_select(0, idx)
+        if self.train:
+            xb = random_crop_flip(xb, d[1:3].T, d[3].bool(), self.pad)
+        x = normalize(xb, self._mean, self._std, channels_last=self.channels_last)
+        return x, (self.y.index_select(0, idx) if self.y is not None else None)
+
+    def _eval_batch(self, s: int, e: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = normalize(self.X[s:e], self._mean, self._std, channels_last=self.channels_last)
+        return x, (self.y[s:e] if self.y is not None else None)
+
+    def __repr__(self) -> str:
+        N, C, H, W = self.X.shape
+        return (f"DeviceLoader(N={N}, image={C}x{H}x{W}, batch_size={self.batch_size}, train={self.train}, "
+                f"pad={self.pad}, flip={self.flip}, seed={self.seed}, epoch={self.epoch}, device={self.device})")

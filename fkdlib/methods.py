@@ -1,0 +1,96 @@
+"""Distillation methods as loss recipes: which features each uses and with what weights.
+
+Every method's loss is ``gamma * CE + (its distillation terms)``, with RepDistiller's weights for the
+baselines (PAPER.md §4) and the paper's for FKD (§1):
+
+========== ======== =====================================================================
+method     gamma    distillation terms (student features vs the teachers')
+========== ======== =====================================================================
+none       1        (none: plain cross-entropy)
+kd         0.1      0.9 * KL at T=4, times T^2 (ensembles: mean of softened probabilities)
+rkd        1        1 * RKD on the penultimate embedding (distance 25, angle 50)
+sp         1        3000 * SP on the last conv feature map
+fkd        1        lam_kd * FKD on the penultimate embedding + lam_fr * feature-norm penalty
+fkd-nofr   1        lam_kd * FKD (the paper's ablation without FR)
+========== ======== =====================================================================
+
+RKD and SP are defined for one teacher; with an ensemble their losses are averaged over teachers.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .losses import feature_norm_penalty, fkd_loss, kd_loss, rkd_loss, sp_loss
+
+METHODS = ("none", "kd", "rkd", "sp", "fkd", "fkd-nofr")
+LABEL_FREE = ("rkd", "sp", "fkd", "fkd-nofr")
+
+
+@dataclass
+class Method:
+    """A distillation method and its weights. ``Method("fkd", lam_kd=100)``; defaults per the table above."""
+
+    name: str = "none"
+    lam_kd: float | None = None      # weight of the distillation term (FKD: lambda_KD; KD: alpha; RKD/SP: beta)
+    lam_fr: float = 0.01             # FKD's feature regulariser weight (ignored by the others)
+    gamma: float | None = None       # weight of cross-entropy
+    T: float = 4.0                   # KD temperature
+    fr_squared: bool = True          # FR as ||h||^2 (True) or ||h||
+    normalize: bool = True           # FKD on the normalised kernel (the paper's choice)
+
+    def __post_init__(self):
+        if self.name not in METHODS:
+            raise ValueError(f"unknown method {self.name!r}; choose one of {', '.join(METHODS)}")
+        defaults = {"none": (1.0, 0.0), "kd": (0.1, 0.9), "rkd": (1.0, 1.0), "sp": (1.0, 3000.0),
+                    "fkd": (1.0, 100.0), "fkd-nofr": (1.0, 100.0)}[self.name]
+        if self.gamma is None:
+            self.gamma = defaults[0]
+        if self.lam_kd is None:
+            self.lam_kd = defaults[1]
+        if self.name != "fkd":
+            self.lam_fr = 0.0
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.name != "none"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def loss_terms(method: Method, feats_s: list[torch.Tensor], logits_s: torch.Tensor, y: torch.Tensor | None,
+               teacher_outputs: list[tuple[list[torch.Tensor], torch.Tensor]],
+               kd_feats_s: list[torch.Tensor] | None = None,
+               kd_teacher_outputs: list[tuple[list[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+    """The weighted terms of ``method``'s loss; their sum is the loss to minimise.
+
+    ``feats_s, logits_s`` are the student's ``model(x, is_feat=True)`` on the labelled batch, ``y`` its
+    labels, ``teacher_outputs`` each teacher's ``(feats, logits)`` on the same batch. When the
+    distillation term uses its own batch (other or more data: STL-10's 512 unlabelled images), pass the
+    student's features and the teachers' outputs on that batch as ``kd_feats_s`` / ``kd_teacher_outputs``.
+    """
+    terms = {"ce": method.gamma * F.cross_entropy(logits_s, y)} if y is not None else {}
+    if method.name == "none":
+        return terms
+    if kd_feats_s is None:
+        kd_feats_s, kd_teacher_outputs = feats_s, teacher_outputs
+    if method.name == "kd":
+        terms["kd"] = method.lam_kd * kd_loss(logits_s, [lt for _, lt in teacher_outputs], T=method.T)
+    elif method.name == "rkd":
+        terms["rkd"] = method.lam_kd * _mean(rkd_loss(kd_feats_s[-1], ft[-1]) for ft, _ in kd_teacher_outputs)
+    elif method.name == "sp":
+        terms["sp"] = method.lam_kd * _mean(sp_loss(kd_feats_s[-2], ft[-2]) for ft, _ in kd_teacher_outputs)
+    else:
+        terms["fkd"] = method.lam_kd * fkd_loss(kd_feats_s[-1], [ft[-1] for ft, _ in kd_teacher_outputs],
+                                               normalize=method.normalize)
+        if method.lam_fr > 0:
+            terms["fr"] = method.lam_fr * feature_norm_penalty(kd_feats_s[-1], squared=method.fr_squared)
+    return terms
+
+
+def _mean(values) -> torch.Tensor:
+    values = list(values)
+    return sum(values) / len(values)

@@ -74,6 +74,7 @@ def _add_common(p):
                    help="override the epochs at which lr is decayed, e.g. 80,120")
     p.add_argument("--weight-decay", type=float, help="override the preset's weight decay")
     p.add_argument("--train-subset", type=int, help="train on N examples of a fixed shuffle (0: all)")
+    p.add_argument("--test-subset", type=int, help="test each epoch on N examples of a fixed shuffle (0: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
@@ -110,6 +111,7 @@ def _run(args) -> dict:
 
     recipe = get_recipe(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         milestones=args.milestones, weight_decay=args.weight_decay, train_subset=args.train_subset,
+                        test_subset=args.test_subset,
                         kd_batch_size=getattr(args, "kd_batch_size", None))
     train_d, test_d = load_train_test(args.dataset, args.data_dir, args.download, classes=classes)
     method, teachers, kd_data = Method("none"), [], None

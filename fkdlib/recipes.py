@@ -19,7 +19,8 @@ class Recipe:
     momentum: float = 0.9
     lr_decay: float = 0.1
     kd_batch_size: int | None = None   # a separate batch for the distillation term (None: the CE batch)
-    train_subset: int | None = None    # train on the first N examples of a reproducible shuffle
+    train_subset: int | None = None    # train on N examples of a fixed shuffle (None or 0: all)
+    test_subset: int | None = None     # evaluate each epoch on N examples of a fixed shuffle (None or 0: all)
     eval_batch_size: int = 512
     probe_size: int = 256              # fixed test examples on which kernel alignment is tracked
 

@@ -63,12 +63,14 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     loader = DeviceLoader(X, y, recipe.batch_size, train=True, mean=train_data.mean, std=train_data.std,
                           device=device, seed=seed)
     kd_loader = _kd_loader(method, recipe, kd_data or (train_data if recipe.kd_batch_size else None), device, seed)
-    test_loader = DeviceLoader(test_data.X, test_data.y, recipe.eval_batch_size, train=False,
+    test_X, test_y = _subset(test_data.X, test_data.y, recipe.test_subset)
+    test_loader = DeviceLoader(test_X, test_y, recipe.eval_batch_size, train=False,
                                mean=test_data.mean, std=test_data.std, device=device)
     probe = _probe(test_data, recipe.probe_size, teachers, device)
 
     config = {"arch": arch, "train_data": train_data.name, "test_data": test_data.name,
-              "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "classes": list(train_data.classes),
+              "data_label": getattr(train_data, "label", train_data.name),
+              "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "num_test": len(test_X), "classes": list(train_data.classes),
               "recipe": recipe.to_dict(), "method": method.to_dict(), "seed": seed,
               "teachers": [{"arch": t.arch, "dataset": t.dataset, "source": t.source} for t in teachers]}
     state = {"epoch": -1, "history": [], "wall_time_s": 0.0}
@@ -206,8 +208,8 @@ def _check_setup(method, teachers, train_data, out_dir, resume, overwrite):
                     f"{t.dataset} ({len(t.classes)} classes) and the student on {train_data.name} "
                     f"({len(train_data.classes)} classes). Across datasets use one of {', '.join(LABEL_FREE)}.")
     if not resume and not overwrite and (out_dir / CHECKPOINT).exists():
-        raise FileExistsError(f"{out_dir} already holds a run; pass resume=True to continue it "
-                              f"or overwrite=True to start again")
+        raise FileExistsError(f"{out_dir} already holds a run; continue it with resume=True (--resume) "
+                              f"or start again with overwrite=True (--overwrite)")
 
 
 def _stop_if_not_finite(loss, terms, epoch, step, ckpt_path, state):

@@ -44,7 +44,7 @@ def test_teacher_student_evaluate_round_trip(tmp_path, capsys):
     assert rc == 0 and json.loads(out)["accuracy"] == pytest.approx(record["result"]["final"]["test_acc"])
     # running into the same folder again without --resume is refused, in one line
     rc, _, err = _run(capsys, "train-teacher", "--model", "resnet8", "--out", str(tmp_path / "t"), *common)
-    assert rc == 1 and "--resume" not in err and "resume=True" in err and err.count("\n") == 1
+    assert rc == 1 and "--resume" in err and err.count("\n") == 1
 
 
 def test_kd_across_label_spaces_is_one_line_error(tmp_path, capsys):

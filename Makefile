@@ -42,7 +42,7 @@ notebooks: $(STAMP)
 
 ## JupyterLab on notebooks/, loopback only
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) build figures/smoke results/smoke .pytest_cache

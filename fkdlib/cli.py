@@ -3,6 +3,7 @@
     python -m fkdlib train-teacher --model vgg13 --dataset cifar100 --preset paper --out runs/vgg13
     python -m fkdlib distill --model vgg8 --teacher runs/vgg13/model.pt --method fkd --dataset cifar100 --out runs/fkd
     python -m fkdlib evaluate --checkpoint runs/fkd/model.pt --dataset cifar100
+    python -m fkdlib experiment method_comparison --scale lite
 
 Every run writes ``<out>/result.json`` (metrics and provenance) after each epoch, ``<out>/checkpoints/last.pt``
 (``--resume`` continues from it) and ``<out>/model.pt`` at the end. Errors come back as one line.
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(ev)
     ev.add_argument("--split", default="test", help="split to evaluate on (default test)")
     ev.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    exp = sub.add_parser("experiment", help="run (or resume) one of the paper's experiments as a grid of runs")
+    exp.add_argument("name", choices=["method_comparison"], help="which experiment")
+    exp.add_argument("--scale", choices=["smoke", "lite", "full"], help="size (default $FKD_SCALE, else lite)")
+    exp.add_argument("--data-dir", help="where the dataset lives (default $FKD_DATA_DIR or ./data)")
+    exp.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    exp.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -100,6 +107,10 @@ def _run(args) -> dict:
     from .train import evaluate_accuracy, train
 
     device = get_device(args.device)
+    if args.command == "experiment":
+        from .experiments import EXPERIMENTS
+        return EXPERIMENTS[args.name](args.scale, data_root=args.data_dir, device=device,
+                                      progress=False if args.quiet else None)
     classes = [int(c) if c.strip().isdigit() else c.strip() for c in args.classes.split(",")] if args.classes else None
     if args.command == "evaluate":
         from .loader import DeviceLoader

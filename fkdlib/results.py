@@ -68,3 +68,25 @@ def _git_state() -> tuple[str, bool | None]:
         return commit, bool(status.strip())
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)", None
+
+
+# two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_ci95(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval (Student t, as the paper reports 5 students).
+
+    One value has no interval: its half-width is NaN.
+    """
+    xs = [float(v) for v in values]
+    n = len(xs)
+    if n == 0:
+        raise ValueError("mean_ci95 needs at least one value")
+    mean = sum(xs) / n
+    if n == 1:
+        return mean, float("nan")
+    sd = (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+    return mean, t * sd / n ** 0.5

@@ -1,0 +1,90 @@
+"""One function per paper experiment (PAPER.md §3); ``python -m fkdlib experiment NAME --scale ...`` calls them.
+
+Each runs a grid of (method, seed) runs through ``fkdlib.train.train``: a finished run (its
+``result.json`` says done) is skipped, a killed one resumes from its checkpoint. Every run has its own
+folder under ``results/<experiment>/<scale>/`` and the summary is computed from those files only.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from . import config
+from .data import load_train_test
+from .methods import Method
+from .paths import results_dir
+from .progress import bar
+from .recipes import get_recipe
+from .results import load_result, mean_ci95, provenance, write_record
+from .teachers import load_teacher
+from .train import MODEL, RECORD, train
+
+
+def experiment_dir(name: str, scale: str) -> Path:
+    """``results/<name>/<scale>/`` (smoke: under the git-ignored ``results/smoke/``)."""
+    return results_dir(scale) / name / scale
+
+
+def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
+    """PAPER.md §3.1 at our scale: one teacher; students with no distillation, KD, RKD, SP, FKD without FR and FKD.
+
+    Returns the summary (also written to ``summary.json`` and ``summary.csv``): per method the final
+    test accuracy of each seed, their mean and 95% confidence interval, and the teacher's accuracy.
+    """
+    scale = config.get_scale(scale)
+    cfg = config.sizes("method_comparison", scale)
+    out = experiment_dir("method_comparison", scale)
+    train_d, test_d = load_train_test(cfg["dataset"], data_root, cfg.get("download", False), **cfg.get("data_kw", {}))
+    teacher_dir = out / f"teacher_{cfg['teacher']}"
+    _run_once(cfg["teacher"], train_d, test_d, get_recipe(cfg["preset"], **cfg["teacher_recipe"]), teacher_dir,
+              seed=0, device=device, progress=progress)
+    teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
+    student_recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
+    grid = [(m, s) for m in cfg["methods"] for s in cfg["seeds"]]
+    for method, seed in bar(grid, progress, desc="method comparison"):
+        _run_once(cfg["student"], train_d, test_d, student_recipe, out / f"{method}_s{seed}",
+                  method=Method(method, **cfg.get("method_kw", {}).get(method, {})), teachers=[teacher],
+                  seed=seed, device=device, progress=progress)
+    return summarize_method_comparison(scale)
+
+
+def summarize_method_comparison(scale: str) -> dict:
+    """Read every run of the method comparison at ``scale`` and write ``summary.json`` / ``summary.csv``."""
+    out = experiment_dir("method_comparison", scale)
+    cfg = config.sizes("method_comparison", scale)
+    teacher = load_result(out / f"teacher_{cfg['teacher']}" / RECORD)
+    rows = {}
+    for method in cfg["methods"]:
+        runs = [load_result(out / f"{method}_s{s}" / RECORD) for s in cfg["seeds"]]
+        accs = [100 * r["result"]["final"]["test_acc"] for r in runs if r["result"]["status"] == "done"]
+        mean, ci = mean_ci95(accs) if accs else (float("nan"), float("nan"))
+        rows[method] = {"test_acc": accs, "mean": mean, "ci95": ci, "n": len(accs),
+                        "kernel_alignment": _mean([r["result"]["final"].get("kernel_alignment") for r in runs])}
+    summary = {"experiment": "method_comparison", "scale": scale, "teacher": cfg["teacher"], "student": cfg["student"],
+               "data": teacher["provenance"]["config"]["data_label"],
+               "teacher_test_acc": 100 * teacher["result"]["final"]["test_acc"], "methods": rows,
+               "runs": sorted(str(p.relative_to(out)) for p in out.glob(f"*/{RECORD}"))}
+    write_record(out / "summary.json", summary, provenance(config={"sizes": cfg}))
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "n", "mean_test_acc", "ci95", "kernel_alignment"])
+        for m, r in rows.items():
+            w.writerow([m, r["n"], f"{r['mean']:.2f}", f"{r['ci95']:.2f}", f"{r['kernel_alignment']:.3f}"])
+    return summary
+
+
+def _run_once(arch, train_d, test_d, recipe, run_dir: Path, **kw) -> dict:
+    """Train unless ``run_dir`` already holds a finished run; resume a killed one."""
+    record = run_dir / RECORD
+    if record.exists() and json.loads(record.read_text())["result"]["status"] == "done":
+        return load_result(record)
+    return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+EXPERIMENTS = {"method_comparison": method_comparison}

@@ -31,22 +31,53 @@ def method_comparison(scale: str | None = None, data_root=None, device=None, pro
 
     Returns the summary (also written to ``summary.json`` and ``summary.csv``): per method the final
     test accuracy of each seed, their mean and 95% confidence interval, and the teacher's accuracy.
+    When every run is already done (committed results), no data is loaded and nothing is trained.
     """
     scale = config.get_scale(scale)
     cfg = config.sizes("method_comparison", scale)
     out = experiment_dir("method_comparison", scale)
-    train_d, test_d = load_train_test(cfg["dataset"], data_root, cfg.get("download", False), **cfg.get("data_kw", {}))
+    students = [(m, s, out / f"{m}_s{s}", Method(m, **cfg.get("method_kw", {}).get(m, {})))
+                for m in cfg["methods"] for s in cfg["seeds"]]
+    _run_students(cfg, out, students, data_root, device, progress, desc="method comparison")
+    return summarize_method_comparison(scale)
+
+
+def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
+    """Notebook 03: FKD students of the method comparison's teacher at several lambda_KD, with and without FR.
+
+    The plain, FKD (lambda_KD = 100) and FKD-without-FR students of seed 0 are the method comparison's own
+    runs (same teacher, data and recipe), so only the other lambdas are trained here. Returns
+    ``{label: run record}``; each record's per-epoch history holds the kernel alignment with the
+    teacher, the kernel distance, the student's feature norm and every loss term.
+    """
+    scale = config.get_scale(scale)
+    cfg = config.sizes("method_comparison", scale)
+    lams = config.sizes("fkd_in_practice", scale)["lams"]
+    seed = cfg["seeds"][0]
+    out = experiment_dir("method_comparison", scale)
+    runs = {"no distillation": ("none", seed, out / f"none_s{seed}", Method("none")),
+            "FKD without FR": ("fkd-nofr", seed, out / f"fkd-nofr_s{seed}", Method("fkd-nofr"))}
+    for lam in lams:
+        run_dir = out / f"fkd_s{seed}" if lam == Method("fkd").lam_kd else experiment_dir(
+            "fkd_in_practice", scale) / f"fkd_lam{lam:g}_s{seed}"
+        runs[f"FKD, lambda_KD={lam:g}"] = ("fkd", seed, run_dir, Method("fkd", lam_kd=lam))
+    _run_students(cfg, out, list(runs.values()), data_root, device, progress, desc="FKD in practice")
+    return {label: load_result(spec[2] / RECORD) for label, spec in runs.items()}
+
+
+def _run_students(cfg, out: Path, students, data_root, device, progress, desc):
+    """Train the teacher (once) and each ``(method, seed, run_dir, Method)`` student that is not done yet."""
     teacher_dir = out / f"teacher_{cfg['teacher']}"
+    if all(_done(d) for d in [teacher_dir] + [spec[2] for spec in students]):
+        return
+    train_d, test_d = load_train_test(cfg["dataset"], data_root, cfg.get("download", False), **cfg.get("data_kw", {}))
     _run_once(cfg["teacher"], train_d, test_d, get_recipe(cfg["preset"], **cfg["teacher_recipe"]), teacher_dir,
               seed=0, device=device, progress=progress)
     teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
     student_recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
-    grid = [(m, s) for m in cfg["methods"] for s in cfg["seeds"]]
-    for method, seed in bar(grid, progress, desc="method comparison"):
-        _run_once(cfg["student"], train_d, test_d, student_recipe, out / f"{method}_s{seed}",
-                  method=Method(method, **cfg.get("method_kw", {}).get(method, {})), teachers=[teacher],
+    for _, seed, run_dir, method in bar(students, progress, desc=desc):
+        _run_once(cfg["student"], train_d, test_d, student_recipe, run_dir, method=method, teachers=[teacher],
                   seed=seed, device=device, progress=progress)
-    return summarize_method_comparison(scale)
 
 
 def summarize_method_comparison(scale: str) -> dict:
@@ -74,11 +105,15 @@ def summarize_method_comparison(scale: str) -> dict:
     return summary
 
 
+def _done(run_dir: Path) -> bool:
+    record = run_dir / RECORD
+    return record.exists() and json.loads(record.read_text())["result"]["status"] == "done"
+
+
 def _run_once(arch, train_d, test_d, recipe, run_dir: Path, **kw) -> dict:
     """Train unless ``run_dir`` already holds a finished run; resume a killed one."""
-    record = run_dir / RECORD
-    if record.exists() and json.loads(record.read_text())["result"]["status"] == "done":
-        return load_result(record)
+    if _done(run_dir):
+        return load_result(run_dir / RECORD)
     return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
 
 
@@ -87,4 +122,4 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
-EXPERIMENTS = {"method_comparison": method_comparison}
+EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice}

@@ -171,7 +171,8 @@ class _Probe:
             return {}
         h_s = self._feats(student)
         return {"kernel_alignment": float(kernel_alignment(feature_kernel(h_s), self.K_t)),
-                "kernel_distance": float(fkd_loss(h_s, self.h_t))}
+                "kernel_distance": float(fkd_loss(h_s, self.h_t)),
+                "feature_norm": float(h_s.norm(dim=1).mean())}
 
 
 def _probe(test_data, size: int, teachers, device) -> _Probe:

@@ -105,3 +105,44 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
     for side in ax.spines.values():
         side.set_visible(False)
     return fig
+
+
+METHOD_LABELS = {"none": "no distillation", "kd": "KD", "rkd": "RKD", "sp": "SP", "fkd-nofr": "FKD without FR",
+                 "fkd": "FKD"}
+
+
+def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str | None = None) -> plt.Figure:
+    """Our methods' mean test accuracy with 95% CIs (left) beside the paper's numbers for one column (right)."""
+    methods = list(summary["methods"])
+    n_panels = 2 if paper and paper_pair else 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), layout="constrained", squeeze=False)
+    ax = axes[0][0]
+    colors = sns.color_palette(PALETTE, len(methods))
+    for i, m in enumerate(methods):
+        r = summary["methods"][m]
+        ax.errorbar(i, r["mean"], yerr=r["ci95"] if r["ci95"] == r["ci95"] else None, fmt="o", color=colors[i],
+                    capsize=4, ms=7)
+        ax.scatter([i] * len(r["test_acc"]), r["test_acc"], color=colors[i], s=10, alpha=0.45)
+    ax.axhline(summary["teacher_test_acc"], color="0.4", ls="--", lw=1)
+    ax.text(len(methods) - 0.5, summary["teacher_test_acc"], f"teacher {summary['teacher']}", ha="right",
+            va="bottom", fontsize=8, color="0.3")
+    ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=25, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"ours: {summary['teacher']} -> {summary['student']}, {summary['data']}\n"
+                 f"({summary['scale']} scale; mean and 95% CI over seeds)", fontsize=9)
+    sns.despine(ax=ax)
+    if n_panels == 2:
+        ax = axes[0][1]
+        col = paper["pairs"].index(paper_pair)
+        for i, m in enumerate(methods):
+            key = m if m in paper["rows"] else f"{m}*"
+            if key in paper["rows"]:
+                ci = paper.get("ci95", {}).get(key)
+                ax.errorbar(i, paper["rows"][key][col], yerr=ci[col] if ci else None, fmt="s", color=colors[i],
+                            capsize=4, ms=6, mfc="white")
+        ax.axhline(paper["rows"]["teacher*"][col], color="0.4", ls="--", lw=1)
+        ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=25, ha="right")
+        ax.set_title(f"the paper (reference only): {paper_pair}, CIFAR-100\n(a different setting; * rows from CRD)",
+                     fontsize=9)
+        sns.despine(ax=ax)
+    return fig

@@ -1,0 +1,49 @@
+"""The experiment grid: runs once, skips what is done, summarises only from the run files."""
+import json
+
+import pytest
+
+from fkdlib import config, experiments
+from fkdlib.results import mean_ci95
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    """A two-method, two-seed smoke grid, run once for the module."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FKD_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+    sizes = dict(config._SIZES["method_comparison"]["smoke"], methods=["none", "fkd"], seeds=[0, 1])
+    mp.setitem(config._SIZES, "method_comparison", {"smoke": sizes})
+    summary = experiments.method_comparison("smoke", progress=False)
+    yield summary
+    mp.undo()
+
+
+def test_the_grid_runs_then_skips_finished_runs_and_loads_no_data(tiny_grid, monkeypatch):
+    summary = tiny_grid
+    assert set(summary["methods"]) == {"none", "fkd"} and summary["methods"]["fkd"]["n"] == 2
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a finished grid must not load data or train again")
+
+    monkeypatch.setattr(experiments, "train", must_not_run)
+    monkeypatch.setattr(experiments, "load_train_test", must_not_run)
+    again = experiments.method_comparison("smoke", progress=False)
+    assert again["methods"] == summary["methods"]
+
+
+def test_the_summary_is_computed_from_the_run_files(tiny_grid):
+    out = experiments.experiment_dir("method_comparison", "smoke")
+    # edit one run's record: the summary must follow the files, not anything remembered
+    path = out / "fkd_s1" / "result.json"
+    record = json.loads(path.read_text())
+    record["result"]["final"]["test_acc"] = 0.5
+    path.write_text(json.dumps(record))
+    summary = experiments.summarize_method_comparison("smoke")
+    first = 100 * json.loads((out / "fkd_s0" / "result.json").read_text())["result"]["final"]["test_acc"]
+    mean, ci = mean_ci95([first, 50.0])
+    assert summary["methods"]["fkd"]["mean"] == pytest.approx(mean)
+    assert summary["methods"]["fkd"]["ci95"] == pytest.approx(ci)
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["result"]["methods"]["fkd"]["test_acc"][1] == 50.0 and "git_commit" in saved["provenance"]
+    assert (out / "summary.csv").read_text().splitlines()[0].startswith("method,n,mean_test_acc")

@@ -31,8 +31,8 @@ _METHODS = ["none", "kd", "rkd", "sp", "fkd-nofr", "fkd"]
 # notebook 04 / PAPER.md §3.1: one teacher, a student per method and seed
 _SIZES["method_comparison"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=5, image_size=16),
-                  teacher="resnet8", student="resnet8", preset="smoke", methods=_METHODS, seeds=[0, 1],
-                  teacher_recipe=dict(epochs=2, train_subset=0), student_recipe=dict(epochs=1, train_subset=0)),
+                  teacher="resnet14", student="resnet8", preset="smoke", methods=_METHODS, seeds=[0, 1],
+                  teacher_recipe=dict(epochs=2, train_subset=0), student_recipe=dict(epochs=2, train_subset=0)),
     # CIFAR-10 (JPEG q75 copy): the teacher sees 20,000 training images, each student a fixed 5,000 of them,
     # so that within a CPU budget the teacher is clearly better than a student trained alone
     "lite": dict(dataset="cifar10-jpeg", teacher="resnet20", student="resnet8", preset="lite", methods=_METHODS,

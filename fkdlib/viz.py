@@ -71,13 +71,18 @@ def kernel_heatmaps(kernels: Mapping[str, torch.Tensor], labels: torch.Tensor | 
 
 
 def curves(ax: plt.Axes, series: Mapping[str, list[float]], xlabel: str = "step", ylabel: str = "",
-           smooth: int = 1) -> plt.Axes:
-    """Plot named 1-D series on ``ax`` (optionally a running mean over ``smooth`` points)."""
+           smooth: int = 1, start: int | None = None) -> plt.Axes:
+    """Plot named 1-D series on ``ax`` (optionally a running mean over ``smooth`` points).
+
+    x counts from ``start`` (default: 1 for epochs, 0 otherwise); short series get markers so that a
+    series of one point still shows.
+    """
+    start = (1 if xlabel == "epoch" else 0) if start is None else start
     for label, ys in series.items():
         ys = np.asarray(ys, dtype=float)
         if smooth > 1 and len(ys) >= smooth:
             ys = np.convolve(ys, np.ones(smooth) / smooth, mode="valid")
-        ax.plot(np.arange(len(ys)), ys, label=label, lw=1.8)
+        ax.plot(start + np.arange(len(ys)), ys, label=label, lw=1.8, marker="o" if len(ys) <= 30 else None, ms=4)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False)

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup test test-lib test-nb demo lab notebooks clean
+.PHONY: setup test test-lib test-nb demo lab notebooks readme clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ demo: $(STAMP)
 notebooks: $(STAMP)
 	FKD_SCALE=$${SCALE:-lite} FKD_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9]*.ipynb
+
+## rebuild the README's results section from the committed summaries under results/
+readme: $(STAMP)
+	$(BIN)/python -c "from fkdlib.report import update_readme; update_readme()"
 
 ## JupyterLab on notebooks/, loopback only
 lab: $(STAMP)

@@ -51,6 +51,17 @@ _SIZES["fkd_in_practice"] = {"smoke": dict(lams=[100.0]), "lite": dict(lams=[10.
                              "full": dict(lams=[10.0, 100.0, 300.0, 1000.0])}
 
 
+# notebook 05 / PAPER.md §3.2: one architecture for every teacher and student, E teachers
+_SIZES["ensemble_size"] = {
+    "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=5, image_size=16), arch="resnet8",
+                  preset="smoke", E=[1, 2], seeds=[0, 1], recipe=dict(epochs=2, train_subset=0)),
+    "lite": dict(dataset="cifar10-jpeg", arch="resnet8", preset="lite", E=[1, 2, 4, 8], seeds=[0, 1, 2],
+                 recipe=dict(epochs=15, lr=0.05, milestones=(9, 13), train_subset=5000, test_subset=0)),
+    "full": dict(dataset="cifar100", download=True, arch="vgg8", preset="paper", E=[1, 2, 4, 8], seeds=[0, 1, 2, 3, 4],
+                 recipe=dict(train_subset=0)),
+}
+
+
 def get_scale(scale: str | None = None) -> str:
     """Validate ``scale``; if None, read ``FKD_SCALE`` (default ``lite``)."""
     scale = scale if scale is not None else os.environ.get("FKD_SCALE", "lite")

@@ -17,8 +17,9 @@ from .paths import results_dir
 from .progress import bar
 from .recipes import get_recipe
 from .results import load_result, mean_ci95, provenance, write_record
+from .loader import DeviceLoader
 from .teachers import load_teacher
-from .train import MODEL, RECORD, train
+from .train import MODEL, RECORD, ensemble_accuracy, train
 
 
 def experiment_dir(name: str, scale: str) -> Path:
@@ -105,6 +106,59 @@ def summarize_method_comparison(scale: str) -> dict:
     return summary
 
 
+def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
+    """PAPER.md §3.2 at our scale: one architecture for every teacher and student; E teachers, E in ``cfg["E"]``.
+
+    Trains max(E) teachers (seeds 100, 101, ...), then per E and seed a KD and an FKD student of the first
+    E teachers, and students without distillation; records each teacher ensemble's own accuracy (mean of
+    the teachers' softmax). Returns the summary (also ``summary.json``), computed from the run files.
+    """
+    scale = config.get_scale(scale)
+    cfg = config.sizes("ensemble_size", scale)
+    out = experiment_dir("ensemble_size", scale)
+    teacher_dirs = [out / f"teacher_s{100 + t}" for t in range(max(cfg["E"]))]
+    students = [("none", s, out / f"none_s{s}", Method("none"), 0) for s in cfg["seeds"]]
+    students += [(m, s, out / f"{m}_E{E}_s{s}", Method(m), E) for m in ("kd", "fkd") for E in cfg["E"]
+                 for s in cfg["seeds"]]
+    ens_path = out / "teacher_ensembles.json"
+    if not (ens_path.exists() and all(_done(d) for d in teacher_dirs + [spec[2] for spec in students])):
+        train_d, test_d = load_train_test(cfg["dataset"], data_root, cfg.get("download", False),
+                                          **cfg.get("data_kw", {}))
+        recipe = get_recipe(cfg["preset"], **cfg["recipe"])
+        for t, d in enumerate(bar(teacher_dirs, progress, desc="teachers")):
+            _run_once(cfg["arch"], train_d, test_d, recipe, d, seed=100 + t, device=device, progress=progress)
+        teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in teacher_dirs]
+        loader = DeviceLoader(test_d.X, test_d.y, recipe.eval_batch_size, train=False, mean=test_d.mean,
+                              std=test_d.std, device=device)
+        accs = {E: 100 * ensemble_accuracy([t.model for t in teachers[:E]], loader) for E in cfg["E"]}
+        write_record(ens_path, {"E": cfg["E"], "test_acc": [accs[E] for E in cfg["E"]]},
+                     provenance(config={"sizes": cfg, "teachers": [str(d.name) for d in teacher_dirs]}))
+        for _, seed, run_dir, method, E in bar(students, progress, desc="ensemble students"):
+            _run_once(cfg["arch"], train_d, test_d, recipe, run_dir, method=method,
+                      teachers=teachers[:E] if E else teachers[:1], seed=seed, device=device, progress=progress)
+    return summarize_ensemble_size(scale)
+
+
+def summarize_ensemble_size(scale: str) -> dict:
+    """Read every run of the ensemble-size grid at ``scale`` and write ``summary.json``."""
+    cfg = config.sizes("ensemble_size", scale)
+    out = experiment_dir("ensemble_size", scale)
+
+    def cell(pattern):
+        accs = [100 * load_result(out / pattern.format(s=s) / RECORD)["result"]["final"]["test_acc"]
+                for s in cfg["seeds"]]
+        mean, ci = mean_ci95(accs)
+        return {"test_acc": accs, "mean": mean, "ci95": ci, "n": len(accs)}
+
+    ens = load_result(out / "teacher_ensembles.json")["result"]
+    summary = {"experiment": "ensemble_size", "scale": scale, "arch": cfg["arch"], "E": cfg["E"],
+               "data": load_result(out / "teacher_s100" / RECORD)["provenance"]["config"]["data_label"],
+               "none": cell("none_s{s}"), "teacher_ensemble": ens["test_acc"],
+               "kd": [cell(f"kd_E{E}_s{{s}}") for E in cfg["E"]], "fkd": [cell(f"fkd_E{E}_s{{s}}") for E in cfg["E"]]}
+    write_record(out / "summary.json", summary, provenance(config={"sizes": cfg}))
+    return summary
+
+
 def _done(run_dir: Path) -> bool:
     record = run_dir / RECORD
     return record.exists() and json.loads(record.read_text())["result"]["status"] == "done"
@@ -122,4 +176,5 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
-EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice}
+EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice,
+               "ensemble_size": ensemble_size}

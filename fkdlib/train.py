@@ -150,6 +150,19 @@ def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader) -> float:
     return float(correct) / max(n, 1)
 
 
+@torch.no_grad()
+def ensemble_accuracy(models: Sequence[torch.nn.Module], loader: DeviceLoader) -> float:
+    """Top-1 accuracy of an ensemble that averages its members' softmax probabilities."""
+    for m in models:
+        m.eval()
+    correct, n = torch.zeros((), device=loader.device), 0
+    for xb, yb in loader:
+        probs = torch.stack([F.softmax(m(xb).float(), dim=1) for m in models]).mean(0)
+        correct += (probs.argmax(1) == yb).sum()
+        n += len(yb)
+    return float(correct) / max(n, 1)
+
+
 class _Probe:
     """A fixed, class-balanced batch of test images on which the student's kernel is compared with the teachers'."""
 

@@ -151,3 +151,40 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
                      fontsize=9)
         sns.despine(ax=ax)
     return fig
+
+
+def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
+    """Test accuracy against the number of teachers E: students (KD, FKD) with 95% CIs, the teacher
+    ensemble and the plain student; the paper's curve (a different setting) in a second panel."""
+    E = summary["E"]
+    n_panels = 2 if paper else 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), layout="constrained", squeeze=False)
+    colors = dict(zip(("kd", "fkd", "teacher_ensemble"), sns.color_palette(PALETTE, 3)))
+    ax = axes[0][0]
+    for m in ("kd", "fkd"):
+        ax.errorbar(E, [c["mean"] for c in summary[m]], yerr=[c["ci95"] for c in summary[m]], fmt="o-", capsize=4,
+                    color=colors[m], label=f"{METHOD_LABELS[m]} student")
+    ax.plot(E, summary["teacher_ensemble"], "s--", color=colors["teacher_ensemble"], label="teacher ensemble")
+    ax.axhline(summary["none"]["mean"], color="0.4", ls=":", label="no distillation")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(E, [str(e) for e in E])
+    ax.set_xlabel("number of teachers E")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"ours: {summary['arch']} everywhere, {summary['data']}\n({summary['scale']} scale; "
+                 f"mean and 95% CI over seeds)", fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    sns.despine(ax=ax)
+    if paper:
+        ax = axes[0][1]
+        for m in ("kd", "fkd"):
+            ax.plot(paper["E"], paper[m], "o-", color=colors[m], mfc="white", label=f"{METHOD_LABELS[m]} student")
+        ax.plot(paper["E"], paper["teacher_ensemble"], "s--", color=colors["teacher_ensemble"], mfc="white",
+                label="teacher ensemble")
+        ax.axhline(paper["none"], color="0.4", ls=":", label="no distillation")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(paper["E"], [str(e) for e in paper["E"]])
+        ax.set_xlabel("number of teachers E")
+        ax.set_title("the paper (reference only): VGG8 everywhere, CIFAR-100\n(a different setting; read off its plot)",
+                     fontsize=9)
+        sns.despine(ax=ax)
+    return fig

@@ -151,3 +151,24 @@ def test_repdistiller_style_checkpoints_load_as_teachers(tmp_path):
         load_teacher(folder / "ckpt_epoch_240.pth", arch="vgg8")
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_teacher(tmp_path / "nope.pth")
+
+
+def test_ensemble_accuracy_averages_probabilities_not_votes():
+    from fkdlib.loader import DeviceLoader
+    from fkdlib.train import ensemble_accuracy, evaluate_accuracy
+
+    class Const(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+
+        def forward(self, x):
+            return self.logits.expand(len(x), -1)
+
+    X = torch.zeros(6, 3, 8, 8, dtype=torch.uint8)
+    y = torch.zeros(6, dtype=torch.long)
+    loader = DeviceLoader(X, y, 4, train=False, mean=(0.5,) * 3, std=(0.5,) * 3)
+    sure0, unsure1a, unsure1b = Const([10.0, 0.0]), Const([0.0, 0.5]), Const([0.0, 0.5])
+    # two of three members vote class 1, but the confident member's probability mass wins: class 0
+    assert ensemble_accuracy([sure0, unsure1a, unsure1b], loader) == 1.0
+    assert ensemble_accuracy([unsure1a], loader) == evaluate_accuracy(unsure1a, loader) == 0.0

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", help="split to evaluate on (default test)")
     ev.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     exp = sub.add_parser("experiment", help="run (or resume) one of the paper's experiments as a grid of runs")
-    exp.add_argument("name", choices=["method_comparison", "fkd_in_practice", "ensemble_size"], help="which experiment")
+    exp.add_argument("name", choices=["method_comparison", "fkd_in_practice", "ensemble_size", "cross_dataset"], help="which experiment")
     exp.add_argument("--scale", choices=["smoke", "lite", "full"], help="size (default $FKD_SCALE, else lite)")
     exp.add_argument("--data-dir", help="where the dataset lives (default $FKD_DATA_DIR or ./data)")
     exp.add_argument("--device", help="cuda, mps or cpu (default: the best available)")

@@ -113,11 +113,15 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
 
 
 METHOD_LABELS = {"none": "no distillation", "kd": "KD", "rkd": "RKD", "sp": "SP", "fkd-nofr": "FKD without FR",
-                 "fkd": "FKD"}
+                 "fkd": "FKD", "fkd-unlabelled": "FKD, unlabelled kernel batch"}
 
 
-def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str | None = None) -> plt.Figure:
-    """Our methods' mean test accuracy with 95% CIs (left) beside the paper's numbers for one column (right)."""
+def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str | None = None,
+                      show_teacher: bool = True) -> plt.Figure:
+    """Our methods' mean test accuracy with 95% CIs (left) beside the paper's numbers for one column (right).
+
+    ``show_teacher=False`` leaves out the teacher's line (across label spaces it measures another task).
+    """
     methods = list(summary["methods"])
     n_panels = 2 if paper and paper_pair else 1
     fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), layout="constrained", squeeze=False)
@@ -128,9 +132,10 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
         ax.errorbar(i, r["mean"], yerr=r["ci95"] if r["ci95"] == r["ci95"] else None, fmt="o", color=colors[i],
                     capsize=4, ms=7)
         ax.scatter([i] * len(r["test_acc"]), r["test_acc"], color=colors[i], s=10, alpha=0.45)
-    ax.axhline(summary["teacher_test_acc"], color="0.4", ls="--", lw=1)
-    ax.text(len(methods) - 0.5, summary["teacher_test_acc"], f"teacher {summary['teacher']}", ha="right",
-            va="bottom", fontsize=8, color="0.3")
+    if show_teacher:
+        ax.axhline(summary["teacher_test_acc"], color="0.4", ls="--", lw=1)
+        ax.text(len(methods) - 0.5, summary["teacher_test_acc"], f"teacher {summary['teacher']}", ha="right",
+                va="bottom", fontsize=8, color="0.3")
     ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=25, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"ours: {summary['teacher']} -> {summary['student']}, {summary['data']}\n"

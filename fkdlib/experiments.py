@@ -6,8 +6,11 @@ folder under ``results/<experiment>/<scale>/`` and the summary is computed from 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import time
 from pathlib import Path
 
 import torch
@@ -253,10 +256,39 @@ def _done(run_dir: Path) -> bool:
 
 
 def _run_once(arch, train_d, test_d, recipe, run_dir: Path, **kw) -> dict:
-    """Train unless ``run_dir`` already holds a finished run; resume a killed one."""
-    if _done(run_dir):
-        return load_result(run_dir / RECORD)
-    return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
+    """Train unless ``run_dir`` already holds a finished run; resume a killed one.
+
+    Several processes may work through the same grid (e.g. one per core): a run being trained by
+    another live process is waited for, not trained twice.
+    """
+    with _run_lock(run_dir):
+        if _done(run_dir):
+            return load_result(run_dir / RECORD)
+        return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, poll_s: float = 5.0):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or 0)
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # left behind by a process that died
+                continue
+            time.sleep(poll_s)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _mean(values):

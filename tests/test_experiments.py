@@ -47,3 +47,23 @@ def test_the_summary_is_computed_from_the_run_files(tiny_grid):
     saved = json.loads((out / "summary.json").read_text())
     assert saved["result"]["methods"]["fkd"]["test_acc"][1] == 50.0 and "git_commit" in saved["provenance"]
     assert (out / "summary.csv").read_text().splitlines()[0].startswith("method,n,mean_test_acc")
+
+
+def test_a_run_held_by_a_live_process_is_waited_for_and_a_stale_lock_is_cleared(tmp_path):
+    import os
+    import threading
+    import time
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".lock").write_text("999999999")  # no such process: stale
+    with experiments._run_lock(run_dir):
+        assert (run_dir / ".lock").read_text() == str(os.getpid())
+    assert not (run_dir / ".lock").exists()
+
+    (run_dir / ".lock").write_text(str(os.getpid()))  # held by a live process (this one)
+    threading.Timer(0.3, lambda: (run_dir / ".lock").unlink()).start()
+    t0 = time.perf_counter()
+    with experiments._run_lock(run_dir, poll_s=0.05):
+        pass
+    assert time.perf_counter() - t0 >= 0.25

@@ -62,7 +62,9 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     X, y = _subset(train_data.X, train_data.y, recipe.train_subset)
     loader = DeviceLoader(X, y, recipe.batch_size, train=True, mean=train_data.mean, std=train_data.std,
                           device=device, seed=seed)
-    kd_loader = _kd_loader(method, recipe, kd_data or (train_data if recipe.kd_batch_size else None), device, seed)
+    if kd_data is None and recipe.kd_batch_size:
+        kd_data = train_data
+    kd_loader = _kd_loader(method, recipe, kd_data, device, seed)
     test_X, test_y = _subset(test_data.X, test_data.y, recipe.test_subset)
     test_loader = DeviceLoader(test_X, test_y, recipe.eval_batch_size, train=False,
                                mean=test_data.mean, std=test_data.std, device=device)
@@ -70,7 +72,8 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
 
     config = {"arch": arch, "train_data": train_data.name, "test_data": test_data.name,
               "data_label": getattr(train_data, "label", train_data.name),
-              "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "num_test": len(test_X), "classes": list(train_data.classes),
+              "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "num_test": len(test_X),
+              "classes": list(train_data.classes),
               "recipe": recipe.to_dict(), "method": method.to_dict(), "seed": seed,
               "teachers": [{"arch": t.arch, "dataset": t.dataset, "source": t.source} for t in teachers]}
     state = {"epoch": -1, "history": [], "wall_time_s": 0.0}

@@ -17,7 +17,7 @@ SCALES = ("smoke", "lite", "full")
 _SIZES = {
     "quickstart": {
         "smoke": dict(n_per_class=8, num_classes=4, image_size=32, batch_size=16,
-                      teacher_steps=6, student_steps=6, probe_size=16),
+                      teacher_steps=16, student_steps=16, probe_size=16),
         "lite": dict(n_per_class=100, num_classes=8, image_size=32, batch_size=64,
                      teacher_steps=150, student_steps=150, probe_size=64),
         "full": dict(n_per_class=500, num_classes=10, image_size=32, batch_size=128,

@@ -23,6 +23,17 @@ _SIZES = {
         "full": dict(n_per_class=500, num_classes=10, image_size=32, batch_size=128,
                      teacher_steps=600, student_steps=600, probe_size=128),
     },
+    # notebook 01: a teacher, a student and a second-seed student trained alone with cross-entropy, on real images
+    # (synthetic at smoke); per class: n_per_class training images, probe_per_class test images in the heatmaps,
+    # ridge_per_class training images for the kernel machine, test_per_class test images to score it
+    "feature_kernels": {
+        "smoke": dict(data="synthetic", num_classes=4, n_per_class=16, batch_size=16, steps=10,
+                      probe_per_class=6, ridge_per_class=16, test_per_class=10),
+        "lite": dict(data="real", num_classes=10, n_per_class=400, batch_size=64, steps=300,
+                     probe_per_class=30, ridge_per_class=200, test_per_class=100),
+        "full": dict(data="real", num_classes=10, n_per_class=5000, batch_size=128, steps=4000,
+                     probe_per_class=30, ridge_per_class=500, test_per_class=1000),
+    },
 }
 
 

@@ -1,0 +1,218 @@
+"""Looking at feature kernels (notebook 01): class-sorted views, block contrast, eigen-spectra, a kernel machine
+built from a network's kernel, alignment tables, and an ipywidgets explorer.
+
+Every function takes kernels or features that were computed once; the explorer only slices and redraws.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+
+from .kernels import feature_kernel, kernel_alignment
+from .viz import KERNEL_CMAP
+
+
+def class_sorted(y: torch.Tensor, per_class: int, classes: Sequence[int] | None = None) -> torch.Tensor:
+    """Indices of the first ``per_class`` examples of each of ``classes`` (default: all, ascending), grouped by
+    class in the order given: the rows of a class-sorted heatmap."""
+    classes = torch.unique(y).tolist() if classes is None else list(classes)
+    return torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in classes])
+
+
+def block_contrast(K: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean kernel value over same-class pairs (i != j) minus the mean over different-class pairs.
+
+    Near 0: the kernel does not know the classes; large: bright blocks on the diagonal of a class-sorted heatmap."""
+    same = labels[:, None] == labels[None, :]
+    off = ~torch.eye(len(labels), dtype=torch.bool, device=K.device)
+    return float(K[same & off].mean() - K[~same].mean())
+
+
+def spectrum(K: torch.Tensor) -> torch.Tensor:
+    """The eigenvalues of a symmetric kernel, largest first, divided by their sum (the trace): the share of the
+    kernel each direction carries."""
+    lam = torch.linalg.eigvalsh(K.double()).flip(0).clamp_min(0)
+    return (lam / lam.sum()).float()
+
+
+def effective_rank(K: torch.Tensor) -> float:
+    """The participation ratio (sum lambda)^2 / sum lambda^2 of K's eigenvalues: about r for r equal directions."""
+    lam = spectrum(K).double()
+    return float(1.0 / (lam**2).sum())
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of two 1-D tensors (no ties assumed): 1 when one grows with the other."""
+    ranks = torch.stack([a.flatten().argsort().argsort(), b.flatten().argsort().argsort()]).double()
+    return float(torch.corrcoef(ranks)[0, 1])
+
+
+def kernel_ridge_accuracy(h_train: torch.Tensor, y_train: torch.Tensor, h_test: torch.Tensor, y_test: torch.Tensor,
+                          ridge: float = 1e-2, normalize: bool = True) -> float:
+    """Test accuracy of a kernel machine that sees the data only through the feature kernel of ``h``.
+
+    Kernel ridge regression on one-hot labels: alpha = (K_train + ridge I)^-1 Y, prediction argmax K(x, X_train) alpha,
+    with k the (normalised, unless ``normalize=False``) feature kernel."""
+    a, b = h_train.double(), h_test.double()
+    if normalize:
+        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    K = a @ a.T
+    Y = F.one_hot(y_train, int(max(y_train.max(), y_test.max())) + 1).double()
+    alpha = torch.linalg.solve(K + ridge * K.diagonal().mean() * torch.eye(len(K), dtype=K.dtype), Y)
+    return float(((b @ a.T @ alpha).argmax(1) == y_test).double().mean())
+
+
+def alignment_table(kernels: Mapping[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
+    """Names and the (n, n) matrix of CKA alignments between every pair of kernels (1 on the diagonal)."""
+    names = list(kernels)
+    A = torch.tensor([[float(kernel_alignment(kernels[a], kernels[b])) for b in names] for a in names])
+    return names, A
+
+
+def plot_spectra(ax: plt.Axes, kernels: Mapping[str, torch.Tensor], num_classes: int | None = None,
+                 top: int = 40) -> plt.Axes:
+    """The first ``top`` normalised eigenvalues of each kernel on a log scale; a dotted line after ``num_classes``."""
+    for name, K in kernels.items():
+        lam = spectrum(K)[:top].numpy()
+        ax.plot(np.arange(1, len(lam) + 1), lam, marker="o", ms=3, lw=1.5, label=f"{name} (eff. rank {effective_rank(K):.1f})")
+    if num_classes:
+        ax.axvline(num_classes + 0.5, color="0.5", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue index")
+    ax.set_ylabel("eigenvalue / trace")
+    ax.legend(frameon=False, fontsize=8)
+    sns.despine(ax=ax)
+    return ax
+
+
+def plot_alignment(ax: plt.Axes, names: Sequence[str], A: torch.Tensor) -> plt.Axes:
+    """An annotated heatmap of an ``alignment_table``."""
+    sns.heatmap(A.numpy(), ax=ax, vmin=0, vmax=1, cmap="rocket", annot=True, fmt=".2f", square=True, cbar=False,
+                xticklabels=names, yticklabels=names, annot_kws={"fontsize": 8})
+    ax.tick_params(labelsize=8)
+    ax.set_xticklabels(names, rotation=35, ha="right")
+    ax.set_title("kernel alignment (CKA)", fontsize=11)
+    return ax
+
+
+def class_boundaries(ax: plt.Axes, labels: torch.Tensor, color: str = "w") -> None:
+    """Thin lines between the classes of a class-sorted heatmap."""
+    for b in np.flatnonzero(np.diff(np.asarray(labels.cpu()))) + 0.5:
+        ax.axhline(b, color=color, lw=0.5, alpha=0.7)
+        ax.axvline(b, color=color, lw=0.5, alpha=0.7)
+
+
+def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Tensor | None = None,
+                shared: Sequence[bool] | None = None, size: float = 2.8) -> plt.Figure:
+    """Heatmaps of kernels in a grid, a row per entry of ``rows`` (row title -> {column title -> kernel}).
+
+    ``shared[r]`` (default all True) puts row r on one colour scale with one colour bar; otherwise each panel has
+    its own (raw kernels of different networks can differ in size many times over)."""
+    shared = [True] * len(rows) if shared is None else list(shared)
+    ncol = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(size * ncol + 1.2, size * len(rows)), layout="constrained",
+                             squeeze=False)
+    for r, (row_title, kernels) in enumerate(rows.items()):
+        mats = {t: torch.as_tensor(K).detach().float().cpu().numpy() for t, K in kernels.items()}
+        lo, hi = min(m.min() for m in mats.values()), max(m.max() for m in mats.values())
+        for c, (title, K) in enumerate(mats.items()):
+            if not shared[r]:
+                lo, hi = K.min(), K.max()
+            cmap, vmin, vmax = ("rocket", 0.0, max(hi, 1e-12)) if lo >= 0 else (KERNEL_CMAP, -max(-lo, hi), max(-lo, hi))
+            ax = axes[r, c]
+            im = ax.imshow(K, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_title(title, fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if labels is not None:
+                class_boundaries(ax, labels)
+            if not shared[r]:
+                fig.colorbar(im, ax=ax, shrink=0.8)
+        if shared[r]:
+            fig.colorbar(im, ax=axes[r].tolist(), shrink=0.8)
+        axes[r, 0].set_ylabel(row_title, fontsize=11)
+        for ax in axes[r, len(mats):]:
+            ax.axis("off")
+    return fig
+
+
+class KernelExplorer:
+    """Class-sorted kernel heatmaps of several networks on one probe batch, behind ipywidgets controls.
+
+    ``features``: network name -> (N, D) penultimate features of the same N probe images; ``labels`` (N,);
+    ``class_names``. Every network's raw and normalised (N, N) kernels are computed here, once; a control only
+    picks rows and columns of them (``view``) and redraws (``figure``).
+    """
+
+    def __init__(self, features: Mapping[str, torch.Tensor], labels: torch.Tensor, class_names: Sequence[str],
+                 caption: str = ""):
+        self.labels, self.class_names, self.caption = labels.cpu(), list(class_names), caption
+        self.kernels = {(name, norm): feature_kernel(h.cpu(), normalize=norm)
+                        for name, h in features.items() for norm in (True, False)}
+        self.networks = list(features)
+        self.max_per_class = int(torch.bincount(self.labels).max())
+        self.draws = 0
+
+    def view(self, networks: Sequence[str], classes: Sequence[int], per_class: int, normalized: bool = True
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The chosen networks' kernels on the first ``per_class`` probe images of each of ``classes`` (slices of
+        the precomputed kernels), and those images' labels."""
+        idx = class_sorted(self.labels, per_class, classes)
+        return {n: self.kernels[(n, normalized)][idx][:, idx] for n in networks}, self.labels[idx]
+
+    def figure(self, networks: Sequence[str], classes: Sequence[int], per_class: int, normalized: bool = True
+               ) -> plt.Figure:
+        """The heatmaps of ``view(...)``: normalised kernels on one colour scale, raw ones each on its own."""
+        kernels, labels = self.view(networks, classes, per_class, normalized)
+        title = "normalised kernel ρ" if normalized else "raw kernel k (own scales)"
+        fig = kernel_grid({title: kernels}, labels, shared=[normalized], size=3.2)
+        counts = torch.bincount(labels)[list(classes)]
+        n = f"{int(counts.min())}" if counts.min() == counts.max() else f"{int(counts.min())}-{int(counts.max())}"
+        shown = ", ".join(self.class_names[c] for c in classes)
+        fig.suptitle(f"{self.caption + ': ' if self.caption else ''}{n} per class of {shown}", fontsize=10)
+        self.draws += 1
+        return fig
+
+    def widget(self, networks: Sequence[str] | None = None, classes: Sequence[int] | None = None,
+               per_class: int | None = None):
+        """The explorer as an ipywidgets box: networks, classes, normalised/raw and examples per class."""
+        import ipywidgets as W
+        from IPython.display import display
+
+        layout = W.Layout(width="auto")
+        self.controls = {
+            "networks": W.SelectMultiple(options=self.networks, value=tuple(networks or self.networks[:2]),
+                                         rows=min(5, len(self.networks)), description="networks", layout=layout),
+            "classes": W.SelectMultiple(options=[(n, i) for i, n in enumerate(self.class_names)],
+                                        value=tuple(classes if classes is not None else range(len(self.class_names))),
+                                        rows=min(10, len(self.class_names)), description="classes", layout=layout),
+            "kernel": W.ToggleButtons(options=["normalised", "raw"], value="normalised", description="kernel"),
+            "per_class": W.IntSlider(value=per_class or min(10, self.max_per_class), min=2, max=self.max_per_class,
+                                     description="per class", continuous_update=False),
+        }
+        self.output = W.Output()
+
+        def redraw(_=None):
+            c = {k: w.value for k, w in self.controls.items()}
+            with self.output:
+                self.output.clear_output(wait=True)
+                if not c["networks"] or not c["classes"]:
+                    print("pick at least one network and one class")
+                    return
+                fig = self.figure(c["networks"], sorted(c["classes"]), c["per_class"], c["kernel"] == "normalised")
+                display(fig)
+                plt.close(fig)
+
+        for w in self.controls.values():
+            w.observe(redraw, names="value")
+        redraw()
+        return W.HBox([W.VBox(list(self.controls.values()), layout=W.Layout(width="34%")), self.output])
+
+
+__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "class_boundaries", "class_sorted", "effective_rank", "kernel_grid",
+           "kernel_ridge_accuracy", "plot_alignment", "plot_spectra", "spearman", "spectrum"]

@@ -1,0 +1,185 @@
+"""Notebook 01's library: picking real images, and looking at kernels (fkdlib.data.real, fkdlib.explore)."""
+import socket
+import urllib.error
+import urllib.request
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fkdlib.data.real as real
+import fkdlib.explore as explore
+from fkdlib.data import DatasetNotFoundError, load_real_images
+from fkdlib.explore import (KernelExplorer, alignment_table, block_contrast, class_sorted, effective_rank,
+                            kernel_grid, kernel_ridge_accuracy, spearman, spectrum)
+from fkdlib.kernels import feature_kernel, kernel_alignment
+from test_datasets import _write_cifar10, _write_jpeg_npz
+
+
+# ----------------------------------------------------------------------------------------------- real images
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No network, no user data or cache, and a repository whose sibling ../shared/data is empty."""
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("FKD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FKD_DATA_DIR", raising=False)
+    monkeypatch.setattr(real, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr("fkdlib.data.common.REPO_ROOT", tmp_path / "repo")  # data_root()'s default <repo>/data
+    return tmp_path
+
+
+def test_real_images_prefer_the_jpeg_copy_from_an_explicit_path_and_say_so(isolated, capsys):
+    _write_jpeg_npz(isolated / "somewhere.npz")
+    d = load_real_images("train", root=isolated / "somewhere.npz")
+    assert d.label == "CIFAR-10 (JPEG q75 copy)" and len(d) == 6
+    out = capsys.readouterr().out
+    assert "CIFAR-10 (JPEG q75 copy)" in out and "somewhere.npz" in out and "6 images" in out
+
+
+@pytest.mark.parametrize("where", ["env", "sibling"])
+def test_real_images_find_the_jpeg_copy_in_fkd_data_dir_or_the_shared_sibling(isolated, monkeypatch, where):
+    folder = isolated / "env-data" if where == "env" else isolated / "shared" / "data"
+    folder.mkdir(parents=True)
+    _write_jpeg_npz(folder / "cifar10_jpeg_bytes.npz")
+    if where == "env":
+        monkeypatch.setenv("FKD_DATA_DIR", str(folder))
+    assert real.find_jpeg_copy() == folder / "cifar10_jpeg_bytes.npz"
+    assert load_real_images("test", verbose=False).label == "CIFAR-10 (JPEG q75 copy)"
+
+
+def test_real_images_fall_back_to_cifar10_on_disk(isolated, capsys):
+    _write_cifar10(isolated / "cifar")
+    d = load_real_images("test", root=isolated / "cifar")
+    assert d.label == "CIFAR-10" and d.name == "cifar10" and len(d) == 3
+    assert "CIFAR-10, test split" in capsys.readouterr().out
+
+
+def test_real_images_download_cifar10_when_nothing_is_here_and_explain_a_failure(isolated):
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_real_images("train")  # downloads into <repo>/data: refused here, like any offline machine
+    message = str(err.value)
+    assert "JPEG copy is not at" in message and str(isolated / "shared" / "data") in message
+    assert "could not download CIFAR-10" in message
+
+
+def test_real_images_never_download_instead_of_a_named_npz(isolated, monkeypatch):
+    monkeypatch.setattr(real, "load_cifar", lambda *a, **k: pytest.fail("fell back to CIFAR-10"))
+    with pytest.raises(DatasetNotFoundError, match="missing.npz"):
+        load_real_images("train", root=isolated / "missing.npz")
+
+
+# ----------------------------------------------------------------------------------------------- kernels, looked at
+
+def _blocks(per_class=4, classes=3, dim=16, noise=0.1, seed=0):
+    """Features of a class-sorted batch: each class a random direction plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=g)
+    y = torch.arange(classes).repeat_interleave(per_class)
+    return centres[y] + noise * torch.randn(len(y), dim, generator=g), y
+
+
+def test_class_sorted_groups_the_first_examples_of_each_class_in_the_order_given():
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 0])
+    assert class_sorted(y, 2).tolist() == [1, 3, 2, 5, 0, 4]
+    assert class_sorted(y, 5, classes=[2, 0]).tolist() == [0, 4, 1, 3, 6]
+
+
+def test_block_contrast_is_zero_for_a_constant_kernel_and_large_for_class_blocks():
+    y = torch.arange(3).repeat_interleave(4)
+    assert block_contrast(torch.ones(12, 12), y) == pytest.approx(0.0)
+    assert block_contrast((y[:, None] == y[None, :]).float(), y) == pytest.approx(1.0)
+    h, y = _blocks()
+    assert block_contrast(feature_kernel(h), y) > 0.5
+
+
+def test_spectrum_is_a_descending_distribution_and_effective_rank_counts_directions():
+    h, _ = _blocks(classes=3, noise=0.0)
+    s = spectrum(feature_kernel(h))
+    assert torch.all(s[:-1] >= s[1:]) and s.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert s[3:].sum() < 1e-5  # three class directions, nothing else
+    assert effective_rank(torch.ones(8, 8)) == pytest.approx(1.0)
+    assert effective_rank(torch.eye(8)) == pytest.approx(8.0)
+
+
+def test_spearman_sees_any_increasing_relation_and_its_reverse():
+    a = torch.rand(50, generator=torch.Generator().manual_seed(0))
+    assert spearman(a, a**3 + 1) == pytest.approx(1.0)
+    assert spearman(a, -torch.exp(a)) == pytest.approx(-1.0)
+
+
+def test_kernel_ridge_is_the_open_computation_and_separates_separable_features():
+    h, y = _blocks(per_class=6, classes=3, noise=0.3)
+    tr, te = torch.arange(len(y)) % 2 == 0, torch.arange(len(y)) % 2 == 1
+    a, b = F.normalize(h[tr].double(), dim=1), F.normalize(h[te].double(), dim=1)
+    alpha = torch.linalg.solve(a @ a.T + 0.1 * torch.eye(int(tr.sum()), dtype=torch.double),
+                               F.one_hot(y[tr]).double())
+    by_hand = float(((b @ a.T @ alpha).argmax(1) == y[te]).double().mean())
+    assert kernel_ridge_accuracy(h[tr], y[tr], h[te], y[te], ridge=0.1) == pytest.approx(by_hand)
+    assert by_hand == 1.0
+    assert kernel_ridge_accuracy(h[tr], y[tr], h[te], y[te], normalize=False) == 1.0
+
+
+def test_alignment_table_is_symmetric_with_unit_diagonal_and_matches_kernel_alignment():
+    kernels = {f"net {s}": feature_kernel(_blocks(seed=s, noise=0.5)[0]) for s in range(3)}
+    names, A = alignment_table(kernels)
+    assert names == ["net 0", "net 1", "net 2"]
+    assert torch.allclose(A, A.T) and torch.allclose(A.diagonal(), torch.ones(3), atol=1e-5)
+    assert A[0, 1].item() == pytest.approx(float(kernel_alignment(kernels["net 0"], kernels["net 1"])), abs=1e-6)
+
+
+def test_kernel_grid_shares_a_scale_per_row_only_when_asked():
+    h, y = _blocks()
+    rows = {"normalised": {"a": feature_kernel(h), "b": feature_kernel(2 * h)},
+            "raw": {"a": feature_kernel(h, False), "b": feature_kernel(2 * h, False)}}
+    fig = kernel_grid(rows, y, shared=[True, False])
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 4
+    assert images[0].get_clim() == images[1].get_clim()       # one scale for the normalised row
+    assert images[3].get_clim()[1] > 3 * images[2].get_clim()[1]  # raw: each its own (2h: four times the size)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------- the explorer
+
+@pytest.fixture
+def explorer(monkeypatch):
+    calls = []
+    original = explore.feature_kernel
+    monkeypatch.setattr(explore, "feature_kernel", lambda h, normalize=True: calls.append(1) or original(h, normalize))
+    h, y = _blocks(per_class=5, classes=3)
+    ex = KernelExplorer({"teacher": h, "student": h[:, :8], "untrained": torch.rand_like(h)}, y, ["a", "b", "c"])
+    ex.calls = calls
+    return ex
+
+
+def test_explorer_computes_every_kernel_once_up_front_and_views_are_slices(explorer):
+    assert len(explorer.calls) == 6 and explorer.max_per_class == 5  # 3 networks x (normalised, raw)
+    h, y = _blocks(per_class=5, classes=3)
+    kernels, labels = explorer.view(["teacher", "student"], [2, 0], per_class=3, normalized=False)
+    idx = class_sorted(y, 3, [2, 0])
+    assert labels.tolist() == [2, 2, 2, 0, 0, 0]
+    assert torch.allclose(kernels["teacher"], feature_kernel(h[idx], normalize=False))
+    assert torch.allclose(kernels["student"], feature_kernel(h[idx, :8], normalize=False))
+    assert len(explorer.calls) == 6
+
+
+def test_explorer_widget_redraws_on_every_control_without_recomputing_kernels(explorer):
+    box = explorer.widget(networks=["teacher"], per_class=4)
+    c = explorer.controls
+    assert c["per_class"].continuous_update is False and c["per_class"].max == 5
+    draws = explorer.draws
+    c["per_class"].value = 2
+    c["kernel"].value = "raw"
+    c["networks"].value = ("teacher", "untrained")
+    c["classes"].value = (1,)
+    assert explorer.draws == draws + 4 and len(explorer.calls) == 6
+    c["classes"].value = ()  # nothing to show: a message, not an error
+    assert explorer.draws == draws + 4
+    assert box.children[1] is explorer.output
+    plt.close("all")

@@ -56,8 +56,9 @@ def kernel_ridge_accuracy(h_train: torch.Tensor, y_train: torch.Tensor, h_test: 
                           ridge: float = 1e-2, normalize: bool = True) -> float:
     """Test accuracy of a kernel machine that sees the data only through the feature kernel of ``h``.
 
-    Kernel ridge regression on one-hot labels: alpha = (K_train + ridge I)^-1 Y, prediction argmax K(x, X_train) alpha,
-    with k the (normalised, unless ``normalize=False``) feature kernel."""
+    Kernel ridge regression on one-hot labels: alpha = (K_train + r I)^-1 Y, prediction argmax K(x, X_train) alpha,
+    with k the (normalised, unless ``normalize=False``) feature kernel and r = ``ridge`` times the mean of K_train's
+    diagonal (for the normalised kernel: ``ridge`` itself)."""
     a, b = h_train.double(), h_test.double()
     if normalize:
         a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)

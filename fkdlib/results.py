@@ -6,6 +6,7 @@ uncommitted changes), fkdlib, torch and Python versions, device, UTC time, seed 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -20,7 +21,11 @@ from .paths import REPO_ROOT, results_dir
 
 
 def provenance(seed: int | None = None, config: dict | None = None, device: torch.device | str | None = None) -> dict:
-    """How a result was made, as a JSON-ready dict."""
+    """How a result was made, as a JSON-ready dict.
+
+    The git commit and dirty flag are read once per process (at its first record), so a long-running
+    worker keeps naming the code it started with even if the checkout moves on meanwhile.
+    """
     commit, dirty = _git_state()
     return {
         "git_commit": commit,
@@ -59,7 +64,9 @@ def load_result(path: str | Path) -> dict:
     return record
 
 
+@functools.lru_cache(maxsize=1)
 def _git_state() -> tuple[str, bool | None]:
+    """The checkout's commit and dirtiness, read once per process: the code this process loaded."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()

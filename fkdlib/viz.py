@@ -99,13 +99,14 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
     for r, c in enumerate(classes):
         for k, i in enumerate(torch.nonzero(y == c).flatten()[:per_class].tolist()):
             mosaic[:, r * (H + gap): r * (H + gap) + H, k * (W + gap): k * (W + gap) + W] = X[i]
+    names = [class_names[c] if class_names else f"class {c}" for c in classes]
     h_px, w_px = mosaic.shape[1] * zoom, mosaic.shape[2] * zoom
-    fig = plt.figure(figsize=((w_px + 60) / DPI, h_px / DPI))
-    ax = fig.add_axes((60 / (w_px + 60), 0, w_px / (w_px + 60), 1))
+    left, bottom = 12 + 8 * max(len(n) for n in names), 14  # room for the names, and for savefig's source line
+    fig = plt.figure(figsize=((w_px + left) / DPI, (h_px + bottom) / DPI))
+    ax = fig.add_axes((left / (w_px + left), bottom / (h_px + bottom), w_px / (w_px + left), h_px / (h_px + bottom)))
     ax.imshow(mosaic.permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
     ax.set_xticks([])
-    ax.set_yticks([(H + gap) * r + H / 2 for r in range(len(classes))],
-                  [class_names[c] if class_names else f"class {c}" for c in classes], fontsize=8)
+    ax.set_yticks([(H + gap) * r + H / 2 for r in range(len(classes))], names, fontsize=8)
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)

@@ -33,6 +33,17 @@ def block_contrast(K: torch.Tensor, labels: torch.Tensor) -> float:
     return float(K[same & off].mean() - K[~same].mean())
 
 
+def class_means(K: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The (C, C) matrix of a kernel's mean over each block of class pairs (i != j), classes in ascending order:
+    the heatmap's blocks, each as one number."""
+    classes = torch.unique(labels)
+    onehot = (labels[:, None] == classes[None, :]).to(K.dtype)          # (B, C)
+    K_off = K - torch.diag_embed(K.diagonal())                           # leave out k(x, x)
+    n = onehot.sum(0)
+    pairs = torch.outer(n, n) - torch.diag(n)                            # (C, C) numbers of pairs i != j
+    return (onehot.T @ K_off @ onehot) / pairs.clamp_min(1)
+
+
 def spectrum(K: torch.Tensor) -> torch.Tensor:
     """The eigenvalues of a symmetric kernel, largest first, divided by their sum (the trace): the share of the
     kernel each direction carries."""
@@ -91,6 +102,22 @@ def plot_spectra(ax: plt.Axes, kernels: Mapping[str, torch.Tensor], num_classes:
     return ax
 
 
+def plot_class_matrix(ax: plt.Axes, M: torch.Tensor, names: Sequence[str], title: str = "",
+                      diverging: bool | None = None) -> plt.Axes:
+    """An annotated (C, C) heatmap with class names, e.g. of ``class_means``; on a diverging scale centred on 0 if
+    ``diverging`` (default: if M has both signs; pass True for a difference)."""
+    v = float(M.abs().max())
+    signed = bool(M.min() < 0 < M.max()) if diverging is None else diverging
+    sns.heatmap(M.numpy(), ax=ax, cmap=KERNEL_CMAP if signed else "rocket", vmin=-v if signed else None,
+                vmax=v if signed else None, annot=True, fmt=".2f", square=True, cbar=False,
+                xticklabels=names, yticklabels=names, annot_kws={"fontsize": 7})
+    ax.tick_params(labelsize=8)
+    ax.set_xticklabels(names, rotation=35, ha="right")
+    ax.set_yticklabels(names, rotation=0)
+    ax.set_title(title, fontsize=11)
+    return ax
+
+
 def plot_alignment(ax: plt.Axes, names: Sequence[str], A: torch.Tensor) -> plt.Axes:
     """An annotated heatmap of an ``alignment_table``."""
     sns.heatmap(A.numpy(), ax=ax, vmin=0, vmax=1, cmap="rocket", annot=True, fmt=".2f", square=True, cbar=False,
@@ -109,11 +136,13 @@ def class_boundaries(ax: plt.Axes, labels: torch.Tensor, color: str = "w") -> No
 
 
 def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Tensor | None = None,
-                shared: Sequence[bool] | None = None, size: float = 2.8) -> plt.Figure:
+                shared: Sequence[bool] | None = None, size: float = 2.8,
+                class_names: Sequence[str] | None = None) -> plt.Figure:
     """Heatmaps of kernels in a grid, a row per entry of ``rows`` (row title -> {column title -> kernel}).
 
     ``shared[r]`` (default all True) puts row r on one colour scale with one colour bar; otherwise each panel has
-    its own (raw kernels of different networks can differ in size many times over)."""
+    its own (raw kernels of different networks can differ in size many times over). With class-sorted ``labels``
+    and ``class_names``, the first column names the classes of its rows."""
     shared = [True] * len(rows) if shared is None else list(shared)
     ncol = max(len(r) for r in rows.values())
     fig, axes = plt.subplots(len(rows), ncol, figsize=(size * ncol + 1.2, size * len(rows)), layout="constrained",
@@ -137,6 +166,12 @@ def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Te
         if shared[r]:
             fig.colorbar(im, ax=axes[r].tolist(), shrink=0.8)
         axes[r, 0].set_ylabel(row_title, fontsize=11)
+        if labels is not None and class_names is not None:
+            lab = np.asarray(labels.cpu())
+            starts = np.flatnonzero(np.r_[True, np.diff(lab) != 0])
+            ends = np.r_[starts[1:], len(lab)]
+            axes[r, 0].set_yticks((starts + ends - 1) / 2, [class_names[c] for c in lab[starts]], fontsize=7)
+            axes[r, 0].tick_params(axis="y", length=0)
         for ax in axes[r, len(mats):]:
             ax.axis("off")
     return fig
@@ -171,7 +206,7 @@ class KernelExplorer:
         """The heatmaps of ``view(...)``: normalised kernels on one colour scale, raw ones each on its own."""
         kernels, labels = self.view(networks, classes, per_class, normalized)
         title = "normalised kernel ρ" if normalized else "raw kernel k (own scales)"
-        fig = kernel_grid({title: kernels}, labels, shared=[normalized], size=3.2)
+        fig = kernel_grid({title: kernels}, labels, shared=[normalized], size=3.2, class_names=self.class_names)
         counts = torch.bincount(labels)[list(classes)]
         n = f"{int(counts.min())}" if counts.min() == counts.max() else f"{int(counts.min())}-{int(counts.max())}"
         shown = ", ".join(self.class_names[c] for c in classes)
@@ -215,5 +250,5 @@ class KernelExplorer:
         return W.HBox([W.VBox(list(self.controls.values()), layout=W.Layout(width="34%")), self.output])
 
 
-__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "class_boundaries", "class_sorted", "effective_rank", "kernel_grid",
-           "kernel_ridge_accuracy", "plot_alignment", "plot_spectra", "spearman", "spectrum"]
+__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "class_boundaries", "class_means", "class_sorted", "effective_rank", "kernel_grid",
+           "kernel_ridge_accuracy", "plot_alignment", "plot_class_matrix", "plot_spectra", "spearman", "spectrum"]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import fkdlib.data.real as real
 import fkdlib.explore as explore
 from fkdlib.data import DatasetNotFoundError, load_real_images
-from fkdlib.explore import (KernelExplorer, alignment_table, block_contrast, class_sorted, effective_rank,
+from fkdlib.explore import (KernelExplorer, alignment_table, block_contrast, class_means, class_sorted, effective_rank,
                             kernel_grid, kernel_ridge_accuracy, spearman, spectrum)
 from fkdlib.kernels import feature_kernel, kernel_alignment
 from test_datasets import _write_cifar10, _write_jpeg_npz
@@ -98,6 +98,17 @@ def test_block_contrast_is_zero_for_a_constant_kernel_and_large_for_class_blocks
     assert block_contrast(feature_kernel(h), y) > 0.5
 
 
+def test_class_means_average_each_block_without_the_diagonal():
+    y = torch.tensor([0, 0, 1, 1, 1])
+    K = torch.arange(25, dtype=torch.float).view(5, 5)
+    M = class_means(K, y)
+    assert M.shape == (2, 2)
+    assert M[0, 0] == pytest.approx((K[0, 1] + K[1, 0]) / 2)
+    assert M[0, 1] == pytest.approx(K[:2, 2:].mean())
+    assert M[1, 1] == pytest.approx(K[2:, 2:][~torch.eye(3, dtype=torch.bool)].mean())
+    assert class_means(torch.ones(5, 5), y).eq(1).all()
+
+
 def test_spectrum_is_a_descending_distribution_and_effective_rank_counts_directions():
     h, _ = _blocks(classes=3, noise=0.0)
     s = spectrum(feature_kernel(h))
@@ -133,12 +144,22 @@ def test_alignment_table_is_symmetric_with_unit_diagonal_and_matches_kernel_alig
     assert A[0, 1].item() == pytest.approx(float(kernel_alignment(kernels["net 0"], kernels["net 1"])), abs=1e-6)
 
 
+def test_class_matrix_plot_is_diverging_around_zero_for_a_difference():
+    fig, ax = plt.subplots()
+    explore.plot_class_matrix(ax, -torch.rand(3, 3) - 0.1, ["a", "b", "c"], diverging=True)
+    lo, hi = ax.collections[0].get_clim()
+    assert lo == -hi and [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    plt.close(fig)
+
+
 def test_kernel_grid_shares_a_scale_per_row_only_when_asked():
     h, y = _blocks()
     rows = {"normalised": {"a": feature_kernel(h), "b": feature_kernel(2 * h)},
             "raw": {"a": feature_kernel(h, False), "b": feature_kernel(2 * h, False)}}
-    fig = kernel_grid(rows, y, shared=[True, False])
+    fig = kernel_grid(rows, y, shared=[True, False], class_names=["x", "y", "z"])
     images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x", "y", "z"]
+    assert fig.axes[0].get_yticks().tolist() == [1.5, 5.5, 9.5]  # the middle of each class's four rows
     assert len(images) == 4
     assert images[0].get_clim() == images[1].get_clim()       # one scale for the normalised row
     assert images[3].get_clim()[1] > 3 * images[2].get_clim()[1]  # raw: each its own (2h: four times the size)

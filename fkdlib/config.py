@@ -58,6 +58,20 @@ _SIZES["method_comparison"] = {
 }
 
 
+# notebook 02 / PAPER.md §2: the multi-view simulation. The data model and the net (fkdlib.theory_data's
+# MultiViewSpec, the notebook's parameters) are the same at every scale; the scales change how many nets and
+# test points (smoke also cuts the steps: it proves the code path and claims nothing)
+_SIZES["theory"] = {
+    "smoke": dict(n_train=300, n_pool=400, n_test=200, n_nets=3, n_students=2, E=[1, 2], steps=40, fkd_steps=8,
+                  kd_batch=64, record_every=4, ablation_lams=[30.0]),
+    "lite": dict(n_train=300, n_pool=3000, n_test=1000, n_nets=9, n_students=6, E=[1, 2, 4, 8], steps=300,
+                 fkd_steps=100, kd_batch=200, record_every=5, ablation_lams=[3.0, 30.0, 300.0, 1000.0]),
+    "full": dict(n_train=300, n_pool=3000, n_test=4000, n_nets=17, n_students=16, E=[1, 2, 4, 8], steps=300,
+                 fkd_steps=100, kd_batch=200, record_every=5,
+                 ablation_lams=[1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]),
+}
+
+
 # notebook 03: FKD students of the method comparison's teacher at several lambda_KD (100 is shared with 04)
 _SIZES["fkd_in_practice"] = {"smoke": dict(lams=[100.0]), "lite": dict(lams=[10.0, 100.0, 1000.0]),
                              "full": dict(lams=[10.0, 100.0, 300.0, 1000.0])}

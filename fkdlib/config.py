@@ -82,7 +82,7 @@ _SIZES["ensemble_size"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=5, image_size=16), arch="resnet8",
                   preset="smoke", E=[1, 2], seeds=[0, 1], recipe=dict(epochs=2, train_subset=0)),
     "lite": dict(dataset="cifar10-jpeg", arch="resnet8", preset="lite", E=[1, 2, 4, 8], seeds=[0, 1, 2],
-                 recipe=dict(epochs=15, lr=0.05, milestones=(9, 13), train_subset=5000, test_subset=0)),
+                 recipe=dict(epochs=8, lr=0.05, milestones=(5, 7), train_subset=5000, test_subset=2000)),
     "full": dict(dataset="cifar100", download=True, arch="vgg8", preset="paper", E=[1, 2, 4, 8], seeds=[0, 1, 2, 3, 4],
                  recipe=dict(train_subset=0)),
 }
@@ -100,7 +100,7 @@ _SIZES["cross_dataset"] = {
                  student_classes=[5, 6, 7, 8, 9], student_subset=3000, preset="lite", methods=["rkd", "sp", "fkd"],
                  lam_grid=[0.1, 1.0, 10.0], seeds=[0, 1, 2], val_size=500, unlabelled_size=20000, kd_batch_size=256,
                  teacher_recipe=dict(epochs=10, lr=0.1, milestones=(6, 9), train_subset=15000, test_subset=0),
-                 recipe=dict(epochs=15, lr=0.05, milestones=(9, 13), batch_size=64, train_subset=0, test_subset=0)),
+                 recipe=dict(epochs=8, lr=0.05, milestones=(5, 7), batch_size=64, train_subset=0, test_subset=0)),
     # the paper: a CIFAR-100 vgg13 teacher, vgg8 students on CIFAR-10 (STL-10 and Tiny-ImageNet alike)
     "full": dict(dataset="cifar10", teacher_dataset="cifar100", download=True, teacher="vgg13", student="vgg8",
                  teacher_classes=None,

@@ -93,11 +93,9 @@ def summarize_method_comparison(scale: str) -> dict:
     teacher = load_result(out / f"teacher_{cfg['teacher']}" / RECORD)
     rows = {}
     for method in cfg["methods"]:
-        runs = [load_result(out / f"{method}_s{s}" / RECORD) for s in cfg["seeds"]]
-        accs = [100 * r["result"]["final"]["test_acc"] for r in runs if r["result"]["status"] == "done"]
-        mean, ci = mean_ci95(accs) if accs else (float("nan"), float("nan"))
-        rows[method] = {"test_acc": accs, "mean": mean, "ci95": ci, "n": len(accs),
-                        "kernel_alignment": _mean([r["result"]["final"].get("kernel_alignment") for r in runs])}
+        run_dirs = [out / f"{method}_s{s}" for s in cfg["seeds"]]
+        rows[method] = {**_seed_cell(run_dirs), "kernel_alignment": _mean(
+            [load_result(d / RECORD)["result"]["final"].get("kernel_alignment") for d in run_dirs])}
     summary = {"experiment": "method_comparison", "scale": scale, "teacher": cfg["teacher"], "student": cfg["student"],
                "data": teacher["provenance"]["config"]["data_label"],
                "teacher_test_acc": 100 * teacher["result"]["final"]["test_acc"], "methods": rows,
@@ -150,10 +148,7 @@ def summarize_ensemble_size(scale: str) -> dict:
     out = experiment_dir("ensemble_size", scale)
 
     def cell(pattern):
-        accs = [100 * load_result(out / pattern.format(s=s) / RECORD)["result"]["final"]["test_acc"]
-                for s in cfg["seeds"]]
-        mean, ci = mean_ci95(accs)
-        return {"test_acc": accs, "mean": mean, "ci95": ci, "n": len(accs)}
+        return _seed_cell([out / pattern.format(s=s) for s in cfg["seeds"]])
 
     ens = load_result(out / "teacher_ensembles.json")["result"]
     summary = {"experiment": "ensemble_size", "scale": scale, "arch": cfg["arch"], "E": cfg["E"],
@@ -214,9 +209,7 @@ def summarize_cross_dataset(scale: str, best: dict) -> dict:
     out = experiment_dir("cross_dataset", scale)
     rows = {}
     for m in ["none", *cfg["methods"], "fkd-unlabelled"]:
-        accs = [_final_acc(out / f"{m}_s{s}") for s in cfg["seeds"]]
-        mean, ci = mean_ci95(accs)
-        rows[m] = {"test_acc": accs, "mean": mean, "ci95": ci, "n": len(accs)}
+        rows[m] = _seed_cell([out / f"{m}_s{s}" for s in cfg["seeds"]])
     tuning = {m: {f"x{mult:g}": _final_acc(out / "tuning" / f"{m}_x{mult:g}") for mult in cfg["lam_grid"]}
               for m in cfg["methods"]}
     teacher = load_result(out / "teacher" / RECORD)
@@ -244,6 +237,13 @@ def _cross_data(cfg, data_root) -> dict:
     pool = everything.subset(torch.randperm(len(everything), generator=torch.Generator().manual_seed(1))[: cfg["unlabelled_size"]])
     return {"teacher_train": teacher_train, "teacher_test": teacher_test, "train": train, "test": test, "fit": fit,
             "val": val, "unlabelled": pool}
+
+
+def _seed_cell(run_dirs) -> dict:
+    """Final test accuracies (%) of the finished runs among ``run_dirs``: values, mean, 95% CI, count."""
+    accs = [_final_acc(d) for d in run_dirs if _done(d)]
+    mean, ci = mean_ci95(accs) if accs else (float("nan"), float("nan"))
+    return {"test_acc": accs, "mean": mean, "ci95": ci, "n": len(accs)}
 
 
 def _final_acc(run_dir: Path) -> float:

@@ -2,9 +2,6 @@
 import io
 import os
 import pickle
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +18,8 @@ REAL_JPEG_NPZ = Path("/work/shared/data/cifar10_jpeg_bytes.npz")
 
 
 @pytest.fixture(autouse=True)
-def offline_and_isolated(monkeypatch, tmp_path):
+def offline_and_isolated(monkeypatch, tmp_path, no_network):
     """No test may reach the network, read the user's data folder or write the user's cache."""
-    def refuse(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setenv("FKD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FKD_DATA_DIR", str(tmp_path / "no-data"))
 

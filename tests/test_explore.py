@@ -1,7 +1,4 @@
 """Notebook 01's library: picking real images, and looking at kernels (fkdlib.data.real, fkdlib.explore)."""
-import socket
-import urllib.error
-import urllib.request
 
 import matplotlib.pyplot as plt
 import pytest
@@ -20,13 +17,8 @@ from test_datasets import _write_cifar10, _write_jpeg_npz
 # ----------------------------------------------------------------------------------------------- real images
 
 @pytest.fixture
-def isolated(monkeypatch, tmp_path):
+def isolated(monkeypatch, tmp_path, no_network):
     """No network, no user data or cache, and a repository whose sibling ../shared/data is empty."""
-    def refuse(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setenv("FKD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("FKD_DATA_DIR", raising=False)
     monkeypatch.setattr(real, "REPO_ROOT", tmp_path / "repo")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .checks import finite_checks
 from .data import per_class_indices
 from .device import get_device
+from .evaluate import embedding, eval_mode
 from .kernels import ensemble_kernel, feature_kernel, kernel_alignment
 from .loader import DeviceLoader
 from .losses import fkd_loss
@@ -140,16 +141,13 @@ def _step_terms(student, teachers, method, xb, yb, kd_x):
     return loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out), logits
 
 
-@torch.no_grad()
 def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader) -> float:
     """Top-1 accuracy of ``model`` over an evaluation loader, with one host sync at the end."""
-    was_training = model.training
-    model.eval()
     correct, n = torch.zeros((), device=loader.device), 0
-    for xb, yb in loader:
-        correct += (model(xb).argmax(1) == yb).sum()
-        n += len(yb)
-    model.train(was_training)
+    with eval_mode(model):
+        for xb, yb in loader:
+            correct += (model(xb).argmax(1) == yb).sum()
+            n += len(yb)
     return float(correct) / max(n, 1)
 
 
@@ -171,21 +169,13 @@ class _Probe:
 
     def __init__(self, x: torch.Tensor | None, teachers: Sequence[Teacher]):
         self.x = x
-        self.h_t = [self._feats(t.model) for t in teachers] if x is not None else []
+        self.h_t = [embedding(t.model, x) for t in teachers] if x is not None else []
         self.K_t = ensemble_kernel(self.h_t) if self.h_t else None
-
-    @torch.no_grad()
-    def _feats(self, model):
-        was_training = model.training
-        model.eval()
-        h = model(self.x, is_feat=True)[0][-1].float()
-        model.train(was_training)
-        return h
 
     def metrics(self, student) -> dict:
         if self.K_t is None:
             return {}
-        h_s = self._feats(student)
+        h_s = embedding(student, self.x)
         return {"kernel_alignment": float(kernel_alignment(feature_kernel(h_s), self.K_t)),
                 "kernel_distance": float(fkd_loss(h_s, self.h_t)),
                 "feature_norm": float(h_s.norm(dim=1).mean())}

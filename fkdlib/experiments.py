@@ -81,9 +81,9 @@ def _run_students(cfg, out: Path, students, data_root, device, progress, desc):
               seed=0, device=device, progress=progress)
     teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
     student_recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
-    for _, seed, run_dir, method in bar(students, progress, desc=desc):
-        _run_once(cfg["student"], train_d, test_d, student_recipe, run_dir, method=method, teachers=[teacher],
-                  seed=seed, device=device, progress=progress)
+    _run_grid([((cfg["student"], train_d, test_d, student_recipe, run_dir),
+                dict(method=method, teachers=[teacher], seed=seed, device=device, progress=progress))
+               for _, seed, run_dir, method in students], progress, desc)
 
 
 def summarize_method_comparison(scale: str) -> dict:
@@ -128,17 +128,20 @@ def ensemble_size(scale: str | None = None, data_root=None, device=None, progres
         train_d, test_d = load_train_test(cfg["dataset"], data_root, cfg.get("download", False),
                                           **cfg.get("data_kw", {}))
         recipe = get_recipe(cfg["preset"], **cfg["recipe"])
-        for t, d in enumerate(bar(teacher_dirs, progress, desc="teachers")):
-            _run_once(cfg["arch"], train_d, test_d, recipe, d, seed=100 + t, device=device, progress=progress)
+        teacher_recipe = get_recipe(cfg["preset"], **cfg.get("teacher_recipe", cfg["recipe"]))
+        _run_grid([((cfg["arch"], train_d, test_d, teacher_recipe, d), dict(seed=100 + t, device=device,
+                                                                            progress=progress))
+                   for t, d in enumerate(teacher_dirs)], progress, "teachers")
         teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in teacher_dirs]
         loader = DeviceLoader(test_d.X, test_d.y, recipe.eval_batch_size, train=False, mean=test_d.mean,
                               std=test_d.std, device=device)
         accs = {E: 100 * ensemble_accuracy([t.model for t in teachers[:E]], loader) for E in cfg["E"]}
         write_record(ens_path, {"E": cfg["E"], "test_acc": [accs[E] for E in cfg["E"]]},
                      provenance(config={"sizes": cfg, "teachers": [str(d.name) for d in teacher_dirs]}))
-        for _, seed, run_dir, method, E in bar(students, progress, desc="ensemble students"):
-            _run_once(cfg["arch"], train_d, test_d, recipe, run_dir, method=method,
-                      teachers=teachers[:E] if E else teachers[:1], seed=seed, device=device, progress=progress)
+        _run_grid([((cfg["arch"], train_d, test_d, recipe, run_dir),
+                    dict(method=method, teachers=teachers[:E] if E else teachers[:1], seed=seed, device=device,
+                         progress=progress))
+                   for _, seed, run_dir, method, E in students], progress, "ensemble students")
     return summarize_ensemble_size(scale)
 
 
@@ -182,9 +185,10 @@ def cross_dataset(scale: str | None = None, data_root=None, device=None, progres
         teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
         _run_once(cfg["student"], data["fit"], data["val"], recipe, out / "tuning" / "none", seed=0, device=device,
                   progress=progress)
-        for m, mult, run_dir in bar(tune, progress, desc="tuning lambda_KD"):
-            _run_once(cfg["student"], data["fit"], data["val"], recipe, run_dir, teachers=[teacher], seed=0,
-                      method=Method(m, lam_kd=mult * Method(m).lam_kd), device=device, progress=progress)
+        _run_grid([((cfg["student"], data["fit"], data["val"], recipe, run_dir),
+                    dict(teachers=[teacher], seed=0, method=Method(m, lam_kd=mult * Method(m).lam_kd), device=device,
+                         progress=progress))
+                   for m, mult, run_dir in tune], progress, "tuning lambda_KD")
     best = {m: max(cfg["lam_grid"], key=lambda mult: _final_acc(out / "tuning" / f"{m}_x{mult:g}"))
             for m in cfg["methods"]}
     finals = [("none", s, out / f"none_s{s}", Method("none"), None) for s in cfg["seeds"]]
@@ -195,11 +199,12 @@ def cross_dataset(scale: str | None = None, data_root=None, device=None, progres
     if not all(_done(spec[2]) for spec in finals):
         data = _cross_data(cfg, data_root)
         teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
-        for name, seed, run_dir, method, kd in bar(finals, progress, desc="cross-dataset students"):
-            recipe = get_recipe(cfg["preset"], **cfg["recipe"], kd_batch_size=cfg["kd_batch_size"] if kd else None)
-            _run_once(cfg["student"], data["train"], data["test"], recipe, run_dir, method=method,
-                      teachers=[teacher], seed=seed, kd_data=data["unlabelled"] if kd else None, device=device,
-                      progress=progress)
+        _run_grid([((cfg["student"], data["train"], data["test"],
+                     get_recipe(cfg["preset"], **cfg["recipe"], kd_batch_size=cfg["kd_batch_size"] if kd else None),
+                     run_dir),
+                    dict(method=method, teachers=[teacher], seed=seed, kd_data=data["unlabelled"] if kd else None,
+                         device=device, progress=progress))
+                   for name, seed, run_dir, method, kd in finals], progress, "cross-dataset students")
     return summarize_cross_dataset(scale, best)
 
 
@@ -255,20 +260,32 @@ def _done(run_dir: Path) -> bool:
     return record.exists() and json.loads(record.read_text())["result"]["status"] == "done"
 
 
-def _run_once(arch, train_d, test_d, recipe, run_dir: Path, **kw) -> dict:
+def _run_once(arch, train_d, test_d, recipe, run_dir: Path, wait: bool = True, **kw) -> dict | None:
     """Train unless ``run_dir`` already holds a finished run; resume a killed one.
 
     Several processes may work through the same grid (e.g. one per core): a run being trained by
-    another live process is waited for, not trained twice.
+    another live process is waited for (``wait=True``) or skipped, returning None (``wait=False``),
+    never trained twice.
     """
-    with _run_lock(run_dir):
+    with _run_lock(run_dir, wait=wait) as mine:
+        if not mine:
+            return None
         if _done(run_dir):
             return load_result(run_dir / RECORD)
         return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
 
 
+def _run_grid(jobs, progress, desc: str) -> None:
+    """Run every job, a ``(args, kwargs)`` pair for ``_run_once``; those another process is training are
+    skipped on the first pass and waited for on the second, so two workers on one grid share it out."""
+    busy = [(args, kw) for args, kw in bar(jobs, progress, desc=desc) if _run_once(*args, wait=False, **kw) is None]
+    for args, kw in busy:
+        _run_once(*args, **kw)
+
+
 @contextlib.contextmanager
-def _run_lock(run_dir: Path, poll_s: float = 5.0):
+def _run_lock(run_dir: Path, poll_s: float = 5.0, wait: bool = True):
+    """Hold ``run_dir/.lock`` (yield True), or yield False at once if a live process holds it and not ``wait``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir / ".lock"
     while True:
@@ -282,11 +299,14 @@ def _run_lock(run_dir: Path, poll_s: float = 5.0):
             except (ValueError, ProcessLookupError, FileNotFoundError):
                 lock.unlink(missing_ok=True)  # left behind by a process that died
                 continue
+            if not wait:
+                yield False
+                return
             time.sleep(poll_s)
     try:
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
-        yield
+        yield True
     finally:
         lock.unlink(missing_ok=True)
 

@@ -15,26 +15,65 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def results_markdown(scale: str = "lite") -> str:
     """A markdown table per experiment whose summary exists at ``scale``, with the paper's numbers as reference."""
-    parts = []
-    path = experiment_dir("method_comparison", scale) / "summary.json"
-    if path.exists():
-        rec = load_result(path)
-        s, prov = rec["result"], rec["provenance"]
-        col = paper.METHOD_COMPARISON["pairs"].index("vgg13 -> vgg8")
-        rows = [f"| method | ours: {s['teacher']} -> {s['student']}, {s['data']} ({scale}) | "
-                f"paper (reference only): vgg13 -> vgg8, CIFAR-100 |", "|---|---|---|",
-                f"| teacher | {s['teacher_test_acc']:.2f} | {paper.METHOD_COMPARISON['rows']['teacher*'][col]:.2f} |"]
-        for m, r in s["methods"].items():
-            key = m if m in paper.METHOD_COMPARISON["rows"] else f"{m}*"
-            ref = paper.METHOD_COMPARISON["rows"].get(key, [None] * 4)[col]
-            rows.append(f"| {METHOD_LABELS.get(m, m)} | {r['mean']:.2f} ± {r['ci95']:.2f} (n={r['n']}) | "
-                        f"{'' if ref is None else f'{ref:.2f}'} |")
-        parts.append("### Method comparison (notebook 04)\n\n" + "\n".join(rows) + "\n\n"
-                     f"Test accuracy (%), mean ± 95% CI over seeds. From `{path.relative_to(REPO_ROOT)}` "
-                     f"(commit {prov['git_commit'][:8]}, {prov['device']}, {prov['time_utc']}).")
+    parts = [table(load_result(path), path) for name, table in
+             [("method_comparison", _method_comparison), ("ensemble_size", _ensemble_size),
+              ("cross_dataset", _cross_dataset)]
+             if (path := experiment_dir(name, scale) / "summary.json").exists()]
     if not parts:
         return "_No committed results yet: run `python -m fkdlib experiment method_comparison --scale lite`._"
     return "\n\n".join(parts)
+
+
+def _cell(r: dict) -> str:
+    return f"{r['mean']:.2f} ± {r['ci95']:.2f} (n={r['n']})"
+
+
+def _source(path: Path, prov: dict) -> str:
+    return (f"From `{path.relative_to(REPO_ROOT)}` (commit {prov['git_commit'][:8]}, {prov['device']}, "
+            f"{prov['time_utc']}).")
+
+
+def _method_comparison(rec: dict, path: Path) -> str:
+    s = rec["result"]
+    col = paper.METHOD_COMPARISON["pairs"].index("vgg13 -> vgg8")
+    rows = [f"| method | ours: {s['teacher']} -> {s['student']}, {s['data']} | "
+            f"paper (reference only): vgg13 -> vgg8, CIFAR-100 |", "|---|---|---|",
+            f"| teacher | {s['teacher_test_acc']:.2f} | {paper.METHOD_COMPARISON['rows']['teacher*'][col]:.2f} |"]
+    for m, r in s["methods"].items():
+        key = m if m in paper.METHOD_COMPARISON["rows"] else f"{m}*"
+        ref = paper.METHOD_COMPARISON["rows"].get(key, [None] * 4)[col]
+        rows.append(f"| {METHOD_LABELS.get(m, m)} | {_cell(r)} | {'' if ref is None else f'{ref:.2f}'} |")
+    return ("### Method comparison (notebook 04)\n\n" + "\n".join(rows) + "\n\n"
+            "Test accuracy (%), mean ± 95% CI (Student t) over seeds. " + _source(path, rec["provenance"]))
+
+
+def _ensemble_size(rec: dict, path: Path) -> str:
+    s, ref = rec["result"], paper.ENSEMBLE_SIZE
+    rows = [f"| E | ours: teacher ensemble | ours: KD | ours: FKD | paper (reference only): teacher ensemble | "
+            "paper: KD | paper: FKD |", "|---|---|---|---|---|---|---|"]
+    for i, E in enumerate(s["E"]):
+        j = ref["E"].index(E) if E in ref["E"] else None
+        paper_cols = " | ".join("" if j is None else f"{ref[k][j]:.2f}" for k in ("teacher_ensemble", "kd", "fkd"))
+        rows.append(f"| {E} | {s['teacher_ensemble'][i]:.2f} | {_cell(s['kd'][i])} | {_cell(s['fkd'][i])} | "
+                    f"{paper_cols} |")
+    return (f"### Ensemble size (notebook 05)\n\nOurs: {s['arch']} teachers and students, {s['data']}; the paper: "
+            "vgg8, CIFAR-100 (values read off its figure). No distillation: ours "
+            f"{_cell(s['none'])}, the paper {ref['none']:.2f}.\n\n" + "\n".join(rows) + "\n\n"
+            "Test accuracy (%), mean ± 95% CI over seeds. " + _source(path, rec["provenance"]))
+
+
+def _cross_dataset(rec: dict, path: Path) -> str:
+    s = rec["result"]
+    rows = ["| method | lambda_KD multiplier chosen on validation | ours: test accuracy |", "|---|---|---|"]
+    for m, r in s["methods"].items():
+        base = m.replace("-unlabelled", "")
+        mult = s["chosen_multiplier"].get(base)
+        rows.append(f"| {METHOD_LABELS.get(m, m)} | {'' if mult is None else f'x{mult:g}'} | {_cell(r)} |")
+    return (f"### Cross-dataset transfer (notebook 06)\n\nOurs: a {s['teacher']} teacher on "
+            f"{', '.join(map(str, s['teacher_classes']))} ({s['teacher_test_acc']:.2f}%), {s['student']} students on "
+            f"{', '.join(map(str, s['student_classes']))}, {s['data']}. The paper (vgg13 on CIFAR-100 -> vgg8 on "
+            "CIFAR-10 / STL-10 / Tiny-ImageNet) published no numbers we know of.\n\n" + "\n".join(rows) + "\n\n"
+            "Test accuracy (%) of the students' classes, mean ± 95% CI over seeds. " + _source(path, rec["provenance"]))
 
 
 def update_readme(readme: Path = REPO_ROOT / "README.md", scale: str = "lite") -> Path:

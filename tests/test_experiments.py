@@ -67,3 +67,34 @@ def test_a_run_held_by_a_live_process_is_waited_for_and_a_stale_lock_is_cleared(
     with experiments._run_lock(run_dir, poll_s=0.05):
         pass
     assert time.perf_counter() - t0 >= 0.25
+
+
+def test_a_second_worker_skips_a_run_another_live_process_holds_and_then_waits_for_it(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    calls = []
+    monkeypatch.setattr(experiments, "train", lambda arch, tr, te, recipe, run_dir, **kw: calls.append(run_dir.name) or {})
+    busy, free = tmp_path / "busy", tmp_path / "free"
+    busy.mkdir()
+    (busy / ".lock").write_text(str(os.getpid()))  # a live process (this one) is training "busy"
+    jobs = [((None, None, None, None, d), {}) for d in (busy, free)]
+    assert experiments._run_once(None, None, None, None, busy, wait=False) is None and calls == []
+    # the grid trains "free" first, then waits on "busy" until its holder lets go, then takes it over
+    threading.Timer(0.3, lambda: (busy / ".lock").unlink()).start()
+    monkeypatch.setattr(experiments, "_run_lock", _fast_poll(experiments._run_lock))
+    experiments._run_grid(jobs, progress=False, desc="grid")
+    assert calls == ["free", "busy"] and not (busy / ".lock").exists()
+
+
+def _fast_poll(run_lock):
+    return lambda run_dir, wait=True: run_lock(run_dir, poll_s=0.05, wait=wait)
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".lock").write_text("999999999")  # no such process
+    calls = []
+    monkeypatch.setattr(experiments, "train", lambda *a, **k: calls.append(1) or {"ok": True})
+    assert experiments._run_once(None, None, None, None, run_dir, wait=False) == {"ok": True} and calls == [1]

@@ -24,3 +24,24 @@ def test_a_readme_without_markers_is_an_error(tmp_path):
     (tmp_path / "R.md").write_text("no markers")
     with pytest.raises(ValueError, match="results:start"):
         report.update_readme(tmp_path / "R.md")
+
+
+def test_ensemble_and_cross_dataset_tables_come_from_their_summaries(tmp_path, monkeypatch):
+    monkeypatch.setenv("FKD_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    cell = lambda mean: {"mean": mean, "ci95": 0.5, "n": 3}  # noqa: E731
+    ensemble = {"arch": "resnet8", "data": "CIFAR-10 (JPEG q75 copy)", "E": [1, 8], "none": cell(40.0),
+                "teacher_ensemble": [55.5, 61.25], "kd": [cell(44.0), cell(47.0)], "fkd": [cell(43.0), cell(48.125)]}
+    cross = {"teacher": "resnet20", "student": "resnet8", "teacher_classes": ["cat"], "student_classes": ["dog"],
+             "data": "CIFAR-10 (JPEG q75 copy)", "teacher_test_acc": 80.0, "chosen_multiplier": {"fkd": 0.1},
+             "methods": {"none": cell(60.0), "fkd": cell(62.0), "fkd-unlabelled": cell(63.0)}}
+    for name, summary in [("ensemble_size", ensemble), ("cross_dataset", cross)]:
+        write_record(tmp_path / "results" / name / "lite" / "summary.json", summary, provenance(seed=0))
+    text = report.results_markdown("lite")
+    assert "Method comparison" not in text  # no summary file, no table
+    # E = 8 row: our ensemble, KD and FKD, then the paper's values for E = 8 (PAPER.md §3.2)
+    assert "| 8 | 61.25 | 47.00 ± 0.50 (n=3) | 48.12 ± 0.50 (n=3) | 75.82 | 73.39 | 73.61 |" in text
+    assert "No distillation: ours 40.00 ± 0.50 (n=3), the paper 70.56" in text
+    assert "| FKD | x0.1 | 62.00 ± 0.50 (n=3) |" in text
+    assert "| FKD, unlabelled kernel batch | x0.1 | 63.00 ± 0.50 (n=3) |" in text
+    assert "| no distillation |  | 60.00 ± 0.50 (n=3) |" in text

@@ -96,19 +96,22 @@ _SIZES["ensemble_size"] = {
 _SIZES["cross_dataset"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=6, image_size=16), teacher="resnet14",
                   student="resnet8", teacher_classes=[0, 1, 2], student_classes=[3, 4, 5], preset="smoke",
-                  methods=["rkd", "sp", "fkd"], lam_grid=[1.0], seeds=[0, 1], val_size=12, unlabelled_size=48,
-                  kd_batch_size=32, teacher_recipe=dict(epochs=2, train_subset=0),
+                  methods=["rkd", "sp", "fkd"], lam_grid=[1.0], lr_grid=None, seeds=[0, 1], val_size=12,
+                  unlabelled_size=48, kd_batch_size=32, teacher_recipe=dict(epochs=2, train_subset=0),
                   recipe=dict(epochs=2, train_subset=0, batch_size=8)),
     # CIFAR-10 (JPEG q75 copy): a teacher on airplane/automobile/bird/cat/deer, students on dog/frog/horse/ship/truck
+    # (3,000 training images, 500 of them held out for choosing each method's lambda_KD multiplier and lr)
     "lite": dict(dataset="cifar10-jpeg", teacher="resnet20", student="resnet8", teacher_classes=[0, 1, 2, 3, 4],
                  student_classes=[5, 6, 7, 8, 9], student_subset=3000, preset="lite", methods=["rkd", "sp", "fkd"],
-                 lam_grid=[0.1, 1.0, 10.0], seeds=[0, 1, 2], val_size=500, unlabelled_size=20000, kd_batch_size=256,
+                 lam_grid=[0.01, 0.1, 1.0, 10.0], lr_grid=[0.05, 0.1], seeds=[0, 1, 2], val_size=500,
+                 unlabelled_size=20000, kd_batch_size=256,
                  teacher_recipe=dict(epochs=10, lr=0.1, milestones=(6, 9), train_subset=15000, test_subset=0),
                  recipe=dict(epochs=8, lr=0.05, milestones=(5, 7), batch_size=64, train_subset=0, test_subset=0)),
     # the paper: a CIFAR-100 vgg13 teacher, vgg8 students on CIFAR-10 (STL-10 and Tiny-ImageNet alike)
     "full": dict(dataset="cifar10", teacher_dataset="cifar100", download=True, teacher="vgg13", student="vgg8",
                  teacher_classes=None,
                  student_classes=None, preset="paper", methods=["rkd", "sp", "fkd"], lam_grid=[0.1, 1.0, 10.0],
+                 lr_grid=[0.01, 0.05],
                  seeds=[0, 1, 2, 3, 4], val_size=5000, unlabelled_size=50000, kd_batch_size=512,
                  teacher_recipe=dict(train_subset=0), recipe=dict(train_subset=0)),
 }

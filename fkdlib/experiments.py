@@ -165,65 +165,94 @@ def summarize_ensemble_size(scale: str) -> dict:
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
     """PAPER.md §3.3 at our scale: a teacher trained on one label space distils into students on another.
 
-    As the paper did: for each label-free method, lambda_KD is chosen on a held-out validation split of the
-    students' training set (``cfg["val_size"]`` images; the multipliers ``cfg["lam_grid"]`` of each method's
-    default weight), then students are retrained on the full training set with the best value, one per seed.
-    A variant gives the kernel term its own larger batch drawn from an unlabelled pool (STL-10 style).
-    KD is not run: it needs a shared label space, and ``train`` refuses it (notebook 06 shows the error).
+    As the paper did: for each label-free method, lambda_KD and the learning rate are chosen on a held-out
+    validation split of the students' training set (``cfg["val_size"]`` images; the multipliers
+    ``cfg["lam_grid"]`` of each method's default weight times the rates ``cfg["lr_grid"]``), then students are
+    retrained on the full training set with the best pair, one per seed. A variant gives the kernel term its
+    own larger batch drawn from an unlabelled pool (STL-10 style). KD is not run: it needs a shared label
+    space, and ``train`` refuses it (notebook 06 shows the error).
     """
     scale = config.get_scale(scale)
     cfg = config.sizes("cross_dataset", scale)
     out = experiment_dir("cross_dataset", scale)
     teacher_dir = out / "teacher"
-    tune = [(m, mult, out / "tuning" / f"{m}_x{mult:g}") for m in cfg["methods"] for mult in cfg["lam_grid"]]
-    if not all(_done(d) for d in [teacher_dir, out / "tuning" / "none"] + [d for *_, d in tune]):
+    tune = _tuning_runs(cfg, out)
+    if not all(_done(d) for d in [teacher_dir] + [d for *_, d in tune]):
         data = _cross_data(cfg, data_root)
-        recipe = get_recipe(cfg["preset"], **cfg["recipe"])
         _run_once(cfg["teacher"], data["teacher_train"], data["teacher_test"],
                   get_recipe(cfg["preset"], **cfg["teacher_recipe"]), teacher_dir, seed=0, device=device,
                   progress=progress)
         teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
-        _run_once(cfg["student"], data["fit"], data["val"], recipe, out / "tuning" / "none", seed=0, device=device,
-                  progress=progress)
-        _run_grid([((cfg["student"], data["fit"], data["val"], recipe, run_dir),
-                    dict(teachers=[teacher], seed=0, method=Method(m, lam_kd=mult * Method(m).lam_kd), device=device,
-                         progress=progress))
-                   for m, mult, run_dir in tune], progress, "tuning lambda_KD")
-    best = {m: max(cfg["lam_grid"], key=lambda mult: _final_acc(out / "tuning" / f"{m}_x{mult:g}"))
-            for m in cfg["methods"]}
-    finals = [("none", s, out / f"none_s{s}", Method("none"), None) for s in cfg["seeds"]]
-    finals += [(m, s, out / f"{m}_s{s}", Method(m, lam_kd=best[m] * Method(m).lam_kd), None)
-               for m in cfg["methods"] for s in cfg["seeds"]]
-    finals += [("fkd-unlabelled", s, out / f"fkd-unlabelled_s{s}", Method("fkd", lam_kd=best["fkd"] * Method("fkd").lam_kd),
-                "unlabelled") for s in cfg["seeds"]]
+        _run_grid([((cfg["student"], data["fit"], data["val"], get_recipe(cfg["preset"], **dict(cfg["recipe"], lr=lr)),
+                     run_dir),
+                    dict(teachers=[teacher], seed=0, method=_scaled_method(m, mult), device=device, progress=progress))
+                   for m, mult, lr, run_dir in tune], progress, "tuning lambda_KD and lr")
+    best = _chosen(tune)
+    finals = [(m, s, out / f"{m}_s{s}", best[m.replace("-unlabelled", "")])
+              for m in ["none", *cfg["methods"], "fkd-unlabelled"] for s in cfg["seeds"]]
     if not all(_done(spec[2]) for spec in finals):
         data = _cross_data(cfg, data_root)
         teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
-        _run_grid([((cfg["student"], data["train"], data["test"],
-                     get_recipe(cfg["preset"], **cfg["recipe"], kd_batch_size=cfg["kd_batch_size"] if kd else None),
-                     run_dir),
-                    dict(method=method, teachers=[teacher], seed=seed, kd_data=data["unlabelled"] if kd else None,
-                         device=device, progress=progress))
-                   for name, seed, run_dir, method, kd in finals], progress, "cross-dataset students")
-    return summarize_cross_dataset(scale, best)
+        jobs = []
+        for name, seed, run_dir, chosen in finals:
+            kd = name == "fkd-unlabelled"
+            m = name.replace("-unlabelled", "")
+            recipe = get_recipe(cfg["preset"], **dict(cfg["recipe"], lr=chosen["lr"]),
+                                kd_batch_size=cfg["kd_batch_size"] if kd else None)
+            jobs.append(((cfg["student"], data["train"], data["test"], recipe, run_dir),
+                         dict(method=_scaled_method(m, chosen["multiplier"]), teachers=[teacher], seed=seed,
+                              kd_data=data["unlabelled"] if kd else None, device=device, progress=progress)))
+        _run_grid(jobs, progress, "cross-dataset students")
+    return summarize_cross_dataset(scale)
 
 
-def summarize_cross_dataset(scale: str, best: dict) -> dict:
-    """Read the cross-dataset runs at ``scale`` and write ``summary.json``."""
+def _tuning_runs(cfg: dict, out: Path) -> list[tuple]:
+    """``(method, multiplier, lr, run_dir)`` of every validation run: each label-free method at each multiplier of
+    its default weight and each lr, and the student without distillation (multiplier None) at each lr. Run folders
+    are ``fkd_x0.1`` at the recipe's own lr and ``fkd_x0.1_lr0.1`` at another; ``none``, ``none_lr0.1``."""
+    base_lr = cfg["recipe"].get("lr", get_recipe(cfg["preset"]).lr)
+    runs = []
+    for m in ["none", *cfg["methods"]]:
+        for mult in [None] if m == "none" else cfg["lam_grid"]:
+            for lr in cfg.get("lr_grid") or [base_lr]:
+                name = m + ("" if mult is None else f"_x{mult:g}") + ("" if lr == base_lr else f"_lr{lr:g}")
+                runs.append((m, mult, lr, out / "tuning" / name))
+    return runs
+
+
+def _chosen(tune: list[tuple]) -> dict:
+    """Per method, the tuning run with the best validation accuracy: ``{"multiplier", "lr", "val_acc"}``."""
+    best = {}
+    for m, mult, lr, run_dir in tune:
+        acc = _final_acc(run_dir)
+        if m not in best or acc > best[m]["val_acc"]:
+            best[m] = {"multiplier": mult, "lr": lr, "val_acc": acc}
+    return best
+
+
+def _scaled_method(name: str, multiplier: float | None) -> Method:
+    return Method(name) if multiplier is None else Method(name, lam_kd=multiplier * Method(name).lam_kd)
+
+
+def summarize_cross_dataset(scale: str) -> dict:
+    """Read the cross-dataset runs at ``scale`` and write ``summary.json``: the validation accuracy of every
+    (multiplier, lr) pair tried, the pair chosen per method, and the retrained students' test accuracies."""
     cfg = config.sizes("cross_dataset", scale)
     out = experiment_dir("cross_dataset", scale)
-    rows = {}
-    for m in ["none", *cfg["methods"], "fkd-unlabelled"]:
-        rows[m] = _seed_cell([out / f"{m}_s{s}" for s in cfg["seeds"]])
-    tuning = {m: {f"x{mult:g}": _final_acc(out / "tuning" / f"{m}_x{mult:g}") for mult in cfg["lam_grid"]}
-              for m in cfg["methods"]}
+    rows = {m: _seed_cell([out / f"{m}_s{s}" for s in cfg["seeds"]])
+            for m in ["none", *cfg["methods"], "fkd-unlabelled"]}
+    tune = _tuning_runs(cfg, out)
+    tuning = {}
+    for m, mult, lr, run_dir in tune:
+        tuning.setdefault(m, []).append({"multiplier": mult, "lr": lr, "val_acc": _final_acc(run_dir)})
+    chosen = _chosen(tune)
+    chosen["fkd-unlabelled"] = chosen["fkd"]
     teacher = load_result(out / "teacher" / RECORD)
     student_cfg = load_result(out / f"none_s{cfg['seeds'][0]}" / RECORD)["provenance"]["config"]
     summary = {"experiment": "cross_dataset", "scale": scale, "teacher": cfg["teacher"], "student": cfg["student"],
                "teacher_classes": teacher["provenance"]["config"]["classes"], "student_classes": student_cfg["classes"],
                "data": student_cfg["data_label"], "teacher_test_acc": 100 * teacher["result"]["final"]["test_acc"],
-               "val_acc_by_lam_multiplier": tuning, "chosen_multiplier": best,
-               "tuning_baseline_val_acc": _final_acc(out / "tuning" / "none"), "methods": rows}
+               "tuning": tuning, "chosen": chosen, "methods": rows}
     write_record(out / "summary.json", summary, provenance(config={"sizes": cfg}))
     return summary
 
@@ -271,8 +300,22 @@ def _run_once(arch, train_d, test_d, recipe, run_dir: Path, wait: bool = True, *
         if not mine:
             return None
         if _done(run_dir):
-            return load_result(run_dir / RECORD)
+            record = load_result(run_dir / RECORD)
+            _check_same_settings(record, run_dir, recipe, kw.get("method") or Method("none"))
+            return record
         return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
+
+
+def _check_same_settings(record: dict, run_dir: Path, recipe, method: Method) -> None:
+    """A finished run is reused only if it was made with the recipe and method asked for now: a grid whose
+    settings changed (a new lr chosen on validation, edited sizes) must not silently keep stale runs."""
+    made = record["provenance"]["config"]
+    wanted = json.loads(json.dumps({"recipe": recipe.to_dict(), "method": method.to_dict()}))
+    diffs = [f"{part}.{k}: {made[part][k]!r} there, {v!r} now" for part, want in wanted.items()
+             for k, v in want.items() if k in made.get(part, {}) and made[part][k] != v]
+    if diffs:
+        raise RuntimeError(f"{run_dir} holds a finished run made with other settings ({'; '.join(diffs)}). "
+                           "Delete that folder to train it again with the new settings, or restore the old ones.")
 
 
 def _run_grid(jobs, progress, desc: str) -> None:

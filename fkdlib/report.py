@@ -64,11 +64,11 @@ def _ensemble_size(rec: dict, path: Path) -> str:
 
 def _cross_dataset(rec: dict, path: Path) -> str:
     s = rec["result"]
-    rows = ["| method | lambda_KD multiplier chosen on validation | ours: test accuracy |", "|---|---|---|"]
+    rows = ["| method | chosen on validation: weight x, lr | ours: test accuracy |", "|---|---|---|"]
     for m, r in s["methods"].items():
-        base = m.replace("-unlabelled", "")
-        mult = s["chosen_multiplier"].get(base)
-        rows.append(f"| {METHOD_LABELS.get(m, m)} | {'' if mult is None else f'x{mult:g}'} | {_cell(r)} |")
+        c = s["chosen"][m]
+        weight = "" if c["multiplier"] is None else f"x{c['multiplier']:g}, "
+        rows.append(f"| {METHOD_LABELS.get(m, m)} | {weight}lr {c['lr']:g} | {_cell(r)} |")
     return (f"### Cross-dataset transfer (notebook 06)\n\nOurs: a {s['teacher']} teacher on "
             f"{', '.join(map(str, s['teacher_classes']))} ({s['teacher_test_acc']:.2f}%), {s['student']} students on "
             f"{', '.join(map(str, s['student_classes']))}, {s['data']}. The paper (vgg13 on CIFAR-100 -> vgg8 on "

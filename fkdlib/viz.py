@@ -194,3 +194,28 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
                      fontsize=9)
         sns.despine(ax=ax)
     return fig
+
+
+def tuning_grid(summary: dict) -> plt.Figure:
+    """Validation accuracy of every (weight multiplier, lr) pair tried per method (PAPER.md §3.3's tuning): one
+    panel per method, one line per lr, the chosen pair ringed, the best student without distillation dotted."""
+    methods = [m for m in summary["tuning"] if m != "none"]
+    lrs = sorted({t["lr"] for tries in summary["tuning"].values() for t in tries})
+    colors = dict(zip(lrs, sns.color_palette(PALETTE, len(lrs))))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.3), layout="constrained", sharey=True,
+                             squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        for lr in lrs:
+            tries = sorted((t["multiplier"], t["val_acc"]) for t in summary["tuning"][m] if t["lr"] == lr)
+            ax.plot(*zip(*tries), "o-", color=colors[lr], label=f"lr {lr:g}")
+        c = summary["chosen"][m]
+        ax.plot(c["multiplier"], c["val_acc"], "o", ms=14, mfc="none", mec="k", label="chosen")
+        if "none" in summary["chosen"]:
+            ax.axhline(summary["chosen"]["none"]["val_acc"], color="0.4", ls=":", label="no distillation")
+        ax.set_xscale("log")
+        ax.set_xlabel("weight / default weight")
+        ax.set_title(METHOD_LABELS.get(m, m), fontsize=10)
+        sns.despine(ax=ax)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    axes[0][-1].legend(frameon=False, fontsize=8)
+    return fig

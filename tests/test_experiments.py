@@ -98,3 +98,19 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(experiments, "train", lambda *a, **k: calls.append(1) or {"ok": True})
     assert experiments._run_once(None, None, None, None, run_dir, wait=False) == {"ok": True} and calls == [1]
+
+
+def test_a_finished_run_made_with_other_settings_is_not_silently_reused(tiny_grid):
+    from fkdlib.methods import Method
+    from fkdlib.recipes import get_recipe
+
+    cfg = config.sizes("method_comparison", "smoke")
+    run_dir = experiments.experiment_dir("method_comparison", "smoke") / "fkd_s0"
+    recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
+    same = experiments._run_once(None, None, None, recipe, run_dir, method=Method("fkd"))
+    assert same["result"]["status"] == "done"
+    with pytest.raises(RuntimeError, match=r"other settings \(recipe.lr: .*Delete that folder"):
+        experiments._run_once(None, None, None, get_recipe(cfg["preset"], **dict(cfg["student_recipe"], lr=0.123)),
+                              run_dir, method=Method("fkd"))
+    with pytest.raises(RuntimeError, match="method.lam_kd"):
+        experiments._run_once(None, None, None, recipe, run_dir, method=Method("fkd", lam_kd=1.0))

@@ -33,7 +33,9 @@ def test_ensemble_and_cross_dataset_tables_come_from_their_summaries(tmp_path, m
     ensemble = {"arch": "resnet8", "data": "CIFAR-10 (JPEG q75 copy)", "E": [1, 8], "none": cell(40.0),
                 "teacher_ensemble": [55.5, 61.25], "kd": [cell(44.0), cell(47.0)], "fkd": [cell(43.0), cell(48.125)]}
     cross = {"teacher": "resnet20", "student": "resnet8", "teacher_classes": ["cat"], "student_classes": ["dog"],
-             "data": "CIFAR-10 (JPEG q75 copy)", "teacher_test_acc": 80.0, "chosen_multiplier": {"fkd": 0.1},
+             "data": "CIFAR-10 (JPEG q75 copy)", "teacher_test_acc": 80.0,
+             "chosen": {"none": {"multiplier": None, "lr": 0.1}, "fkd": {"multiplier": 0.1, "lr": 0.05},
+                        "fkd-unlabelled": {"multiplier": 0.1, "lr": 0.05}},
              "methods": {"none": cell(60.0), "fkd": cell(62.0), "fkd-unlabelled": cell(63.0)}}
     for name, summary in [("ensemble_size", ensemble), ("cross_dataset", cross)]:
         write_record(tmp_path / "results" / name / "lite" / "summary.json", summary, provenance(seed=0))
@@ -42,6 +44,6 @@ def test_ensemble_and_cross_dataset_tables_come_from_their_summaries(tmp_path, m
     # E = 8 row: our ensemble, KD and FKD, then the paper's values for E = 8 (PAPER.md §3.2)
     assert "| 8 | 61.25 | 47.00 ± 0.50 (n=3) | 48.12 ± 0.50 (n=3) | 75.82 | 73.39 | 73.61 |" in text
     assert "No distillation: ours 40.00 ± 0.50 (n=3), the paper 70.56" in text
-    assert "| FKD | x0.1 | 62.00 ± 0.50 (n=3) |" in text
-    assert "| FKD, unlabelled kernel batch | x0.1 | 63.00 ± 0.50 (n=3) |" in text
-    assert "| no distillation |  | 60.00 ± 0.50 (n=3) |" in text
+    assert "| FKD | x0.1, lr 0.05 | 62.00 ± 0.50 (n=3) |" in text
+    assert "| FKD, unlabelled kernel batch | x0.1, lr 0.05 | 63.00 ± 0.50 (n=3) |" in text
+    assert "| no distillation | lr 0.1 | 60.00 ± 0.50 (n=3) |" in text

@@ -111,7 +111,7 @@ _SIZES["cross_dataset"] = {
     "full": dict(dataset="cifar10", teacher_dataset="cifar100", download=True, teacher="vgg13", student="vgg8",
                  teacher_classes=None,
                  student_classes=None, preset="paper", methods=["rkd", "sp", "fkd"], lam_grid=[0.1, 1.0, 10.0],
-                 lr_grid=[0.01, 0.05],
+                 lr_grid=[0.05, 0.1],
                  seeds=[0, 1, 2, 3, 4], val_size=5000, unlabelled_size=50000, kd_batch_size=512,
                  teacher_recipe=dict(train_subset=0), recipe=dict(train_subset=0)),
 }

@@ -75,3 +75,17 @@ def test_mean_ci95_matches_a_hand_computed_student_t_interval():
     mean, half = mean_ci95([1.0, 1.0, 1.0, 1.0, 1.0])
     assert half == 0.0
     assert mean_ci95([5.0])[1] != mean_ci95([5.0])[1]  # NaN: one run has no interval
+
+
+def test_the_tuning_figure_draws_every_pair_tried_and_rings_the_chosen_one():
+    tuning = {"none": [{"multiplier": None, "lr": 0.05, "val_acc": 60.0}, {"multiplier": None, "lr": 0.1, "val_acc": 62.0}],
+              "fkd": [{"multiplier": mult, "lr": lr, "val_acc": 50 + 10 * mult + 100 * lr}
+                      for mult in (0.1, 1.0) for lr in (0.05, 0.1)]}
+    chosen = {m: max(t, key=lambda r: r["val_acc"]) for m, t in tuning.items()}
+    fig = viz.tuning_grid({"tuning": tuning, "chosen": chosen})
+    (ax,) = fig.axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["lr 0.1"].get_ydata()) == [61.0, 70.0] and list(lines["lr 0.05"].get_xdata()) == [0.1, 1.0]
+    assert list(lines["chosen"].get_ydata()) == [70.0]
+    assert list(lines["no distillation"].get_ydata()) == [62.0, 62.0]
+    plt.close(fig)

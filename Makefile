@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup test test-lib test-nb demo lab notebooks readme clean
+.PHONY: setup test test-lib test-nb demo lab notebooks readme bench clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ notebooks: $(STAMP)
 ## rebuild the README's results section from the committed summaries under results/
 readme: $(STAMP)
 	$(BIN)/python -c "from fkdlib.report import update_readme; update_readme()"
+
+## the engine vs a RepDistiller-style loop, side by side (SIZE=cpu|gpu|tiny); writes results/benchmarks/, see BENCHMARKS.md
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_engine.py --size $${SIZE:-cpu}
 
 ## JupyterLab on notebooks/, loopback only
 lab: $(STAMP)

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from .amp import PRECISIONS
 from .methods import METHODS, Method
 from .models import list_models
 from .recipes import PRESETS, get_recipe
@@ -86,6 +87,9 @@ def _add_common(p):
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the networks' arithmetic (default auto: bf16 where the device has it; see fkdlib.amp)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (opt-in; falls back to eager)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -135,5 +139,5 @@ def _run(args) -> dict:
             kd_data = load_dataset(args.kd_data, args.data_dir, split=args.kd_split, download=args.download)
     record = train(args.model, train_d, test_d, recipe, args.out, method=method, teachers=teachers, seed=args.seed,
                    resume=args.resume, overwrite=args.overwrite, kd_data=kd_data, device=device,
-                   progress=False if args.quiet else None)
+                   progress=False if args.quiet else None, precision=args.precision, compile=args.compile)
     return {"out": args.out, **{k: record["result"]["final"].get(k) for k in ("epoch", "train_acc", "test_acc")}}

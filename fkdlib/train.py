@@ -5,11 +5,23 @@ After every epoch it writes an atomic checkpoint and a JSON run record with prov
 ``resume=True`` continues a killed run from its last checkpoint and, on a CPU, ends with exactly the
 weights of an uninterrupted run. A non-finite loss stops the run with the epoch and step and leaves
 the last good checkpoint in place.
+
+The fast path, on by default (BENCHMARKS.md measures it against a RepDistiller-style loop):
+
+- the data stay uint8 on the device and are augmented there (``fkdlib.loader.DeviceLoader``); every
+  network runs in channels_last;
+- each frozen teacher is a copy with its BatchNorm folded into its convolutions (``fkdlib.fold``), run
+  under ``torch.inference_mode``;
+- the networks run under autocast in the device's fast precision (``fkdlib.amp``: bf16 on GPUs and on
+  CPUs with native bf16, fp16 with a grad scaler on older GPUs); the losses are computed in float32;
+- the step makes no host sync: the loss terms, the accuracy and the first non-finite step are summed
+  on the device and read once per epoch (and every ``nan_check_every`` steps for the NaN stop);
+- ``compile=True`` (opt-in) runs the networks through ``torch.compile``, falling back to eager if it fails.
 """
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,10 +29,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import amp
 from .checks import finite_checks
 from .data import per_class_indices
 from .device import get_device
 from .evaluate import embedding, eval_mode
+from .fold import fold_batchnorm
 from .kernels import ensemble_kernel, feature_kernel, kernel_alignment
 from .loader import DeviceLoader
 from .losses import fkd_loss
@@ -39,7 +53,8 @@ MODEL = "model.pt"
 def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path, method: Method | None = None,
           teachers: Sequence[Teacher] = (), seed: int = 0, resume: bool = False, overwrite: bool = False,
           kd_data=None, device: torch.device | str | None = None, progress: bool | None = None,
-          nan_check_every: int | None = None) -> dict:
+          nan_check_every: int | None = None, precision: str = "auto", fold_teachers: bool = True,
+          compile: bool = False) -> dict:
     """Train a network ``arch`` on ``train_data`` (a teacher or plain student when ``method`` is none,
     else a distilled student of ``teachers``) and return its run record ``{"result", "provenance"}``.
 
@@ -47,6 +62,11 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     ``classes``, ``name``, ``mean``, ``std``). ``kd_data`` (or ``recipe.kd_batch_size``) gives the
     distillation term its own batches, e.g. STL-10's unlabelled images. KD across label spaces is refused
     before training starts.
+
+    ``precision`` (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; see ``fkdlib.amp``), ``fold_teachers``
+    and ``compile`` choose the arithmetic; the defaults are the fastest verified path. A non-finite
+    loss is looked for every ``nan_check_every`` steps (default 50) and at the end of every epoch, and
+    reported with the first step where it appeared.
     """
     method = method or Method("none")
     out_dir = Path(out_dir)
@@ -59,6 +79,9 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     opt = torch.optim.SGD(student.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(recipe.milestones), gamma=recipe.lr_decay)
+    precision = amp.resolve_precision(precision, device)
+    step_fn = TrainStep(student, teachers if method.needs_teacher else (), method, opt, device, precision,
+                        fold_teachers=fold_teachers, compile=compile)
 
     X, y = _subset(train_data.X, train_data.y, recipe.train_subset)
     loader = DeviceLoader(X, y, recipe.batch_size, train=True, mean=train_data.mean, std=train_data.std,
@@ -76,13 +99,13 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
               "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "num_test": len(test_X),
               "classes": list(train_data.classes),
               "recipe": recipe.to_dict(), "method": method.to_dict(), "seed": seed,
-              "teachers": [{"arch": t.arch, "dataset": t.dataset, "source": t.source} for t in teachers]}
+              "teachers": [{"arch": t.arch, "dataset": t.dataset, "source": t.source} for t in teachers],
+              "engine": {"precision": precision, "fold_teachers": fold_teachers, "compile": compile}}
     state = {"epoch": -1, "history": [], "wall_time_s": 0.0}
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, student, opt, sched)
-    check_every = nan_check_every or (1 if device.type == "cpu" else 50)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+        state = _load_checkpoint(ckpt_path, student, opt, sched, step_fn.scaler)
+    check_every = nan_check_every or 50
 
     epochs_bar = bar(range(state["epoch"] + 1, recipe.epochs), progress, desc=f"{arch} {method.name}",
                      initial=state["epoch"] + 1, total=recipe.epochs)
@@ -92,34 +115,22 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
         # the kernel term's own stream: batch t depends only on t, so a resumed epoch replays exactly
         kd_batches = kd_loader.forever(start_step=epoch * len(loader)) if kd_loader else None
         student.train()
-        sums: dict[str, torch.Tensor] = {}
-        correct = torch.zeros((), device=device)
-        seen = 0
+        stats = EpochStats(device)
         steps_bar = bar(loader, progress, desc=f"epoch {epoch + 1}", leave=False)
         with finite_checks(False):
             for step, (xb, yb) in enumerate(steps_bar):
                 kd_x = next(kd_batches)[0] if kd_batches else None
-                with autocast:
-                    terms, logits = _step_terms(student, teachers, method, xb, yb, kd_x)
-                loss = sum(terms.values())
+                stats.add(step, yb, *step_fn(xb, yb, kd_x))
                 if (step + 1) % check_every == 0 or step + 1 == len(loader):
-                    _stop_if_not_finite(loss, terms, epoch, step, ckpt_path, state)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k, v in {"loss": loss, **terms}.items():
-                    sums[k] = sums.get(k, 0) + v.detach().float() * len(yb)
-                correct += (logits.argmax(1) == yb).sum()
-                seen += len(yb)
+                    _stop_if_not_finite(stats, epoch, ckpt_path, state)
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        row = {"epoch": epoch + 1, "lr": lr, "train_acc": float(correct) / seen,
-               **{f"train_{k}": float(v) / seen for k, v in sums.items()},
-               "test_acc": evaluate_accuracy(student, test_loader), **probe.metrics(student)}
+        row = {"epoch": epoch + 1, "lr": lr, **stats.means(),
+               "test_acc": evaluate_accuracy(student, test_loader, step_fn.autocast), **probe.metrics(student)}
         state["wall_time_s"] += time.perf_counter() - t0
         row["wall_time_s"] = state["wall_time_s"]
         state["epoch"], state["history"] = epoch, state["history"] + [row]
-        _save_checkpoint(ckpt_path, student, opt, sched, state)
+        _save_checkpoint(ckpt_path, student, opt, sched, state, step_fn.scaler)
         _write_record(out_dir, config, state, seed, device, status="running")
         epochs_bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.1%}")
 
@@ -128,25 +139,121 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     return _write_record(out_dir, config, state, seed, device, status="done")
 
 
-def _step_terms(student, teachers, method, xb, yb, kd_x):
-    feats_s, logits = student(xb, is_feat=True)
-    teacher_out, kd_feats, kd_teacher_out = [], None, None
-    if method.needs_teacher:
-        with torch.no_grad():
-            teacher_out = [t.model(xb, is_feat=True) for t in teachers] if method.name in ("kd",) or kd_x is None else []
+class TrainStep:
+    """One optimisation step of the engine, as ``train`` runs it: ``loss, terms, logits = step(x, y, kd_x)``.
+
+    ``x``, ``y``: the labelled batch (float32, normalised, on the device); ``kd_x``: the distillation
+    term's own batch, or ``None`` to use ``x``. Runs the frozen teachers (BatchNorm folded unless
+    ``fold_teachers=False``, under ``torch.inference_mode``) and the student under the autocast of the
+    resolved ``precision``, computes ``methods.loss_terms`` in float32, and steps the optimiser (through
+    a grad scaler for fp16). Returns detached float32 tensors, without any host sync.
+    """
+
+    def __init__(self, student: torch.nn.Module, teachers: Sequence[Teacher], method: Method,
+                 opt: torch.optim.Optimizer, device: torch.device, precision: str = "fp32",
+                 fold_teachers: bool = True, compile: bool = False):
+        self.student, self.method, self.opt = student, method, opt
+        self.autocast = amp.autocast(device, precision)
+        self.scaler = amp.grad_scaler(device, precision)
+        nets = [fold_batchnorm(t.model) if fold_teachers else t.model.eval() for t in teachers]
+        self.teachers = [n.to(device, memory_format=torch.channels_last) for n in nets]
+        self._student_fwd, self._teacher_fwds = student, list(self.teachers)
+        if compile:
+            self._student_fwd = _compiled(student)
+            self._teacher_fwds = [_compiled(t) for t in self.teachers]
+
+    def teacher_outputs(self, x: torch.Tensor) -> list:
+        """Each teacher's ``(feats, logits)`` on ``x``, as float32 where the losses read them."""
+        with torch.inference_mode(), self.autocast:
+            return [_as_float(*t(x, is_feat=True)) for t in self._teacher_fwds]
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor | None, kd_x: torch.Tensor | None = None):
+        method = self.method
+        teacher_out, kd_feats, kd_teacher_out = [], None, None
+        if method.needs_teacher:
+            if method.name == "kd" or kd_x is None:
+                teacher_out = self.teacher_outputs(xb)
             if kd_x is not None:
-                kd_teacher_out = [t.model(kd_x, is_feat=True) for t in teachers]
-        if kd_x is not None:
-            kd_feats = student(kd_x, is_feat=True)[0]
-    return loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out), logits
+                kd_teacher_out = self.teacher_outputs(kd_x)
+        with self.autocast:
+            feats_s, logits = _as_float(*self._student_fwd(xb, is_feat=True))
+            if kd_x is not None and method.needs_teacher:
+                kd_feats = _as_float(*self._student_fwd(kd_x, is_feat=True))[0]
+        terms = loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out)
+        loss = sum(terms.values())
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss.detach(), {k: v.detach() for k, v in terms.items()}, logits.detach()
 
 
-def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader) -> float:
-    """Top-1 accuracy of ``model`` over an evaluation loader, with one host sync at the end."""
-    correct, n = torch.zeros((), device=loader.device), 0
+class EpochStats:
+    """An epoch's training metrics, summed on the device without host syncs; read once by ``means()``.
+
+    Per step: each loss term and the loss times the batch size, the correct predictions, and the
+    first step whose loss was not finite (``first_bad``, -1 while there is none).
+    """
+
+    def __init__(self, device: torch.device):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.first_bad = torch.full((), -1, device=device, dtype=torch.long)
+        self.seen = 0
+
+    def add(self, step: int, yb: torch.Tensor, loss: torch.Tensor, terms: dict, logits: torch.Tensor) -> None:
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), step, self.first_bad)
+        for k, v in {"loss": loss, **terms}.items():
+            self.sums[k] = self.sums.get(k, 0) + v * len(yb)
+        self.correct += (logits.argmax(1) == yb).sum()
+        self.seen += len(yb)
+
+    def means(self) -> dict:
+        """``{"train_acc", "train_loss", "train_<term>"}``: the epoch's means (one host sync per value)."""
+        return {"train_acc": float(self.correct) / self.seen,
+                **{f"train_{k}": float(v) / self.seen for k, v in self.sums.items()}}
+
+
+def _as_float(feats, logits):
+    """The tensors the losses read (the last two features, the logits) in float32; the rest untouched."""
+    return [*feats[:-2], *(f.float() for f in feats[-2:])], logits.float()
+
+
+class _Compiled(torch.nn.Module):
+    """``torch.compile(model)`` that falls back to the eager model, with a warning, if compiling fails."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.eager = model
+        self.compiled = torch.compile(model)
+        self.failed = False
+
+    def forward(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as err:  # the compiler's errors have no common base class
+                self.failed = True
+                warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                              f"running eagerly", RuntimeWarning, stacklevel=2)
+        return self.eager(*args, **kwargs)
+
+
+def _compiled(model):
+    return _Compiled(model)
+
+
+def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader, autocast=None) -> float:
+    """Top-1 accuracy of ``model`` over an evaluation loader, with one host sync at the end.
+
+    ``autocast``: a context to run the model under (the engine passes its training precision's).
+    """
+    correct, n = torch.zeros((), device=loader.device, dtype=torch.long), 0
     with eval_mode(model):
         for xb, yb in loader:
-            correct += (model(xb).argmax(1) == yb).sum()
+            with autocast or nullcontext():
+                logits = model(xb)
+            correct += (logits.argmax(1) == yb).sum()
             n += len(yb)
     return float(correct) / max(n, 1)
 
@@ -219,29 +326,33 @@ def _check_setup(method, teachers, train_data, out_dir, resume, overwrite):
                               f"or start again with overwrite=True (--overwrite)")
 
 
-def _stop_if_not_finite(loss, terms, epoch, step, ckpt_path, state):
-    if math.isfinite(float(loss.detach())):
+def _stop_if_not_finite(stats: EpochStats, epoch, ckpt_path, state):
+    """Raise if a step of this epoch had a non-finite loss (one host sync: reads ``stats.first_bad``)."""
+    step = int(stats.first_bad)
+    if step < 0:
         return
-    detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+    detail = ", ".join(f"{k}={float(v) / stats.seen:.4g}" for k, v in stats.sums.items())
     last = f"epoch {state['epoch'] + 1} in {ckpt_path}" if ckpt_path.exists() else "none yet"
-    raise FloatingPointError(f"non-finite loss detected in epoch {epoch + 1} at step {step + 1} ({detail}); "
-                             f"training stopped. Last good checkpoint: {last}. Lower the learning rate or "
-                             f"the loss weights, then resume.")
+    raise FloatingPointError(f"non-finite loss detected in epoch {epoch + 1} at step {step + 1} (epoch means so "
+                             f"far: {detail}); training stopped. Last good checkpoint: {last}. Lower the learning "
+                             f"rate or the loss weights, then resume.")
 
 
-def _save_checkpoint(path: Path, model, opt, sched, state) -> None:
+def _save_checkpoint(path: Path, model, opt, sched, state, scaler) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".pt.tmp")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(), **state}, tmp)
+                "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), **state}, tmp)
     tmp.replace(path)
 
 
-def _load_checkpoint(path: Path, model, opt, sched) -> dict:
+def _load_checkpoint(path: Path, model, opt, sched, scaler) -> dict:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["torch_rng"])
     return {k: ckpt[k] for k in ("epoch", "history", "wall_time_s")}
 

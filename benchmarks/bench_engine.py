@@ -14,9 +14,11 @@ on the device, the same per-image crop and flip drawn in torch), ``TrainStep`` (
 teachers under inference mode, autocast in the device's fast precision) and ``EpochStats`` (metrics summed on
 the device). Both compute their losses with ``fkdlib.methods.loss_terms``: only the pipeline differs.
 
-Every case runs the same model pair, batch and number of steps after warm-up, in ``--rounds`` alternating
-rounds (reference, engine, reference, engine, ...); a round's time per step is its wall time over its steps,
-and the fastest round counts (the least disturbed by anything else on the machine). Seconds per epoch are
+Every case runs the same model pair, batch and number of steps after warm-up: first the reference (warm-up,
+then ``--rounds`` rounds of ``--steps`` steps), then, once the reference's loader workers are stopped (so
+they neither compete with the engine nor prepare the reference's next batches meanwhile), the engine the same
+way. A round's time per step is its wall time over its steps, and the fastest round counts (the least
+disturbed by anything else on the machine). Seconds per epoch are
 that times the steps of one 50,000-image CIFAR epoch at the batch size; the speedup is the reference's
 seconds per epoch over the engine's. The data are synthetic CIFAR-shaped uint8 images (the speed does not
 depend on what the pixels show). Writes ``results/benchmarks/<device>-<date>.json`` (``--out`` to change).
@@ -104,7 +106,7 @@ class ReferenceLoop:
         self.opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
         ds = PILImages(X_hwc, y, reference_transform())
         self.loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
-                                 pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+                                 pin_memory=device.type == "cuda")
         self.batches = _endless(self.loader)
         self.loss_sum = self.acc_sum = 0.0
         self.n = 0
@@ -124,6 +126,10 @@ class ReferenceLoop:
         self.loss_sum += loss.item() * len(y)  # RepDistiller's AverageMeter: a host sync every step
         self.acc_sum += (logits.argmax(1) == y).float().sum().item()
         self.n += len(y)
+
+    def close(self):
+        """Stop the loader's worker processes."""
+        self.batches.close()
 
 
 def _endless(loader):
@@ -213,22 +219,21 @@ def run_case(name, method_name, teacher, student, E, cfg, data, device, precisio
     X_hwc = X.permute(0, 2, 3, 1).contiguous().numpy()
     s_ref, t_ref = _models(teacher, student, E, cfg["classes"], seed=0)
     s_eng, t_eng = _models(teacher, student, E, cfg["classes"], seed=0)
+    rounds, compile_s = {}, None
     ref = ReferenceLoop(s_ref.to(device), [t.to(device) for t in t_ref], method, X_hwc, y.numpy(),
                         cfg["batch"], cfg["workers"], device)
+    for _ in range(cfg["warmup"]):
+        ref.step()
+    rounds["reference"] = [time_steps(ref, cfg["steps"], device) for _ in range(cfg["rounds"])]
+    ref.close()
+    t0 = time.perf_counter()
     eng = EngineLoop(s_eng, t_eng, method, X, y, cfg["batch"], device, precision, fold, compile)
-    compile_s = None
-    for loop, label in ((ref, "reference"), (eng, "engine")):
-        t0 = time.perf_counter()
-        for _ in range(cfg["warmup"]):
-            loop.step()
-        _sync(device)
-        if label == "engine" and compile:
-            compile_s = time.perf_counter() - t0
-    rounds = {"reference": [], "engine": []}
-    for _ in range(cfg["rounds"]):
-        rounds["reference"].append(time_steps(ref, cfg["steps"], device))
-        rounds["engine"].append(time_steps(eng, cfg["steps"], device))
-    del ref.batches, ref.loader  # stop the reference's workers before the next case
+    for _ in range(cfg["warmup"]):
+        eng.step()
+    _sync(device)
+    if compile:
+        compile_s = time.perf_counter() - t0
+    rounds["engine"] = [time_steps(eng, cfg["steps"], device) for _ in range(cfg["rounds"])]
     r, e = _summary(rounds["reference"], cfg["batch"]), _summary(rounds["engine"], cfg["batch"])
     row = {"name": name, "method": method_name, "teacher": teacher, "student": student, "E": E,
            "reference": r, "engine": e, "speedup": r["s_per_epoch"] / e["s_per_epoch"],

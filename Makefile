@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup test test-lib test-nb demo lab notebooks readme bench clean
+.PHONY: setup test test-lib test-nb test-browser demo lab notebooks clean-notebooks readme bench clean
 
 setup: $(STAMP)
 
@@ -17,15 +18,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fkd)" >/dev/null
 	@touch $(STAMP)
 
-## all tests: the library's, then the notebooks under nbval at smoke size
-test: test-lib test-nb
+## all tests: the library's, the notebooks under nbval at smoke size, then notebooks 00 and 01 in a real browser
+test: test-lib test-nb test-browser
 
 test-lib: $(STAMP)
-	FKD_SCALE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests/ -q
+	FKD_SCALE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests/ --ignore=tests/browser -q
 
 test-nb: $(STAMP)
 	@tmp=$$(mktemp -d) && FKD_SCALE=smoke FKD_FIGURES_DIR=$$tmp/figures FKD_RESULTS_DIR=$$tmp/results \
 		$(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider notebooks/ -q; rc=$$?; rm -rf $$tmp; exit $$rc
+
+## JupyterLab in headless Chromium (Debian's, installed here if missing); screenshots in build/screenshots/
+test-browser: $(STAMP)
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser test"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "could not install chromium: the browser test says so (and fails on CI)"
+	FKD_SCREENSHOTS_DIR=build/screenshots $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
 ## run every notebook headless at smoke size; figures land in figures/smoke/
 demo: $(STAMP)
@@ -39,6 +47,11 @@ demo: $(STAMP)
 notebooks: $(STAMP)
 	FKD_SCALE=$${SCALE:-lite} FKD_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9]*.ipynb
+	$(MAKE) clean-notebooks
+
+## normalise the notebooks for committing: outputs kept, volatile metadata and widget state dropped (fkdlib.notebook_hygiene)
+clean-notebooks: $(STAMP)
+	$(BIN)/python -m fkdlib.notebook_hygiene notebooks/[0-9]*.ipynb
 
 ## rebuild the README's results section from the committed summaries under results/
 readme: $(STAMP)
@@ -48,9 +61,10 @@ readme: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py --size $${SIZE:-cpu}
 
-## JupyterLab on notebooks/, loopback only
+## JupyterLab on notebooks/: loopback only, a token (printed in the URL), this venv's kernel
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) build figures/smoke results/smoke .pytest_cache

@@ -43,7 +43,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             raise ValueError(f"precision {precision!r} is supported on CUDA and CPU, not on {device.type}")
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # native bf16 from Ampere (compute capability 8) on; older GPUs (T4: 7.5) would only emulate it
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
     if device.type == "cpu":
         return "bf16" if cpu_has_native_bf16() else "fp32"
     return "fp32"

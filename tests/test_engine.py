@@ -157,6 +157,9 @@ def test_precision_auto_picks_the_devices_fast_dtype(monkeypatch):
     monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: False)
     assert amp.resolve_precision("auto", cpu) == "fp32"
     assert amp.resolve_precision("auto", torch.device("mps")) == "fp32"
+    for capability, expected in (((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):  # T4, A100, H100
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert amp.resolve_precision("auto", torch.device("cuda")) == expected
     assert amp.resolve_precision("fp16", cpu) == "fp16"
     with pytest.raises(ValueError, match="unknown precision"):
         amp.resolve_precision("fp8", cpu)

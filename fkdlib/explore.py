@@ -229,7 +229,8 @@ class KernelExplorer:
                                         rows=min(10, len(self.class_names)), description="classes", layout=layout),
             "kernel": W.ToggleButtons(options=["normalised", "raw"], value="normalised", description="kernel"),
             "per_class": W.IntSlider(value=per_class or min(10, self.max_per_class), min=2, max=self.max_per_class,
-                                     description="per class", continuous_update=False),
+                                     description="per class", continuous_update=False,
+                                     layout=W.Layout(width="95%"), style={"description_width": "initial"}),
         }
         self.output = W.Output()
 

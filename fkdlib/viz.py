@@ -31,6 +31,9 @@ def savefig(fig: plt.Figure, name: str, scale: str | None = None, source: str | 
     """
     if source:
         fig.text(0.995, 0.005, f"source: {source}", ha="right", va="bottom", fontsize=7, color="0.45")
+        engine = fig.get_layout_engine()
+        if engine is not None and "rect" in engine.get():
+            engine.set(rect=(0, 0.035, 1, 0.965))  # keep the axes' labels clear of the source line
     out = figures_dir(scale)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
@@ -178,7 +181,7 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"ours: {summary['arch']} everywhere, {summary['data']}\n({summary['scale']} scale; "
                  f"mean and 95% CI over seeds)", fontsize=9)
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="center right")
     sns.despine(ax=ax)
     if paper:
         ax = axes[0][1]

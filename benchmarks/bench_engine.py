@@ -20,7 +20,9 @@ they neither compete with the engine nor prepare the reference's next batches me
 way. A round's time per step is its wall time over its steps, and the fastest round counts (the least
 disturbed by anything else on the machine). Seconds per epoch are
 that times the steps of one 50,000-image CIFAR epoch at the batch size; the speedup is the reference's
-seconds per epoch over the engine's. The data are synthetic CIFAR-shaped uint8 images (the speed does not
+seconds per epoch over the engine's. Each round also records the CPU time spent by the loop's process and
+its loader workers (``cpu_time_ratio``: the reference's over the engine's, fastest rounds): a measure of
+work that other processes on the machine disturb far less than the wall time. The data are synthetic CIFAR-shaped uint8 images (the speed does not
 depend on what the pixels show). Writes ``results/benchmarks/<device>-<date>.json`` (``--out`` to change).
 """
 from __future__ import annotations
@@ -64,7 +66,7 @@ SIZES = {
     "tiny": dict(batch=8, image=32, classes=10, steps=2, warmup=1, rounds=1, workers=0, threads=None,
                  cases=[("plain resnet8", "none", None, "resnet8", 0), ("FKD resnet8 -> resnet8", "fkd", "resnet8", "resnet8", 1),
                         ("FKD resnet8 x2 -> resnet8", "fkd", "resnet8", "resnet8", 2)]),
-    "cpu": dict(batch=128, image=32, classes=100, steps=10, warmup=3, rounds=3, workers=2, threads=2,
+    "cpu": dict(batch=128, image=32, classes=100, steps=6, warmup=3, rounds=5, workers=2, threads=2,
                 cases=[("plain vgg8", "none", None, "vgg8", 0),
                        ("plain resnet8", "none", None, "resnet8", 0),
                        ("FKD vgg13 -> vgg8", "fkd", "vgg13", "vgg8", 1),
@@ -107,12 +109,22 @@ class ReferenceLoop:
         ds = PILImages(X_hwc, y, reference_transform())
         self.loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
                                  pin_memory=device.type == "cuda")
-        self.batches = _endless(self.loader)
+        self.it = iter(self.loader)
         self.loss_sum = self.acc_sum = 0.0
         self.n = 0
 
+    def _next(self):
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in getattr(self.it, "_workers", [])]
+
     def step(self):
-        x, y = next(self.batches)
+        x, y = self._next()
         x, y = x.float().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         self.student.train()
         feats_s, logits = self.student(x, is_feat=True)
@@ -129,12 +141,10 @@ class ReferenceLoop:
 
     def close(self):
         """Stop the loader's worker processes."""
-        self.batches.close()
-
-
-def _endless(loader):
-    while True:
-        yield from loader
+        shutdown = getattr(self.it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        self.it = None
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -174,14 +184,33 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_steps(loop, steps: int, device) -> float:
-    """Seconds per step of ``steps`` consecutive steps of ``loop`` (wall time, device synchronised)."""
+def time_steps(loop, steps: int, device) -> tuple[float, float | None]:
+    """``(wall, cpu)`` seconds per step of ``steps`` consecutive steps of ``loop``.
+
+    ``wall``: wall time, device synchronised. ``cpu``: the CPU time the loop's process and its loader
+    workers spent (Linux; None elsewhere): what a step costs in work, much less disturbed than the wall time
+    when other processes share the cores.
+    """
+    workers = loop.worker_pids() if hasattr(loop, "worker_pids") else []
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0, w0 = time.perf_counter(), time.process_time(), _cpu_seconds(workers)
     for _ in range(steps):
         loop.step()
     _sync(device)
-    return (time.perf_counter() - t0) / steps
+    wall, cpu, w1 = time.perf_counter() - t0, time.process_time() - c0, _cpu_seconds(workers)
+    return wall / steps, (cpu + w1 - w0) / steps if w0 is not None and w1 is not None else None
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of processes ``pids`` so far, from /proc (None where it cannot be read)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def _models(teacher, student, E, classes, seed):
@@ -206,11 +235,14 @@ def _perturb_batchnorm(model, seed):
             m.bias.data.copy_(0.1 * torch.randn(n, generator=g))
 
 
-def _summary(per_step_rounds: list[float], batch: int) -> dict:
-    best = min(per_step_rounds)
+def _summary(rounds: list[tuple[float, float | None]], batch: int) -> dict:
+    per_step = [w for w, _ in rounds]
+    best = min(per_step)
     steps_per_epoch = math.ceil(EPOCH_IMAGES / batch)
-    return {"s_per_step_rounds": per_step_rounds, "s_per_step": best, "s_per_epoch": best * steps_per_epoch,
-            "images_per_s": batch / best}
+    cpu = [c for _, c in rounds]
+    return {"s_per_step_rounds": per_step, "s_per_step": best, "s_per_epoch": best * steps_per_epoch,
+            "images_per_s": batch / best, "cpu_s_per_step_rounds": cpu,
+            "cpu_s_per_step": min(cpu) if None not in cpu else None}
 
 
 def run_case(name, method_name, teacher, student, E, cfg, data, device, precision, fold, compile):
@@ -237,6 +269,8 @@ def run_case(name, method_name, teacher, student, E, cfg, data, device, precisio
     r, e = _summary(rounds["reference"], cfg["batch"]), _summary(rounds["engine"], cfg["batch"])
     row = {"name": name, "method": method_name, "teacher": teacher, "student": student, "E": E,
            "reference": r, "engine": e, "speedup": r["s_per_epoch"] / e["s_per_epoch"],
+           "cpu_time_ratio": (r["cpu_s_per_step"] / e["cpu_s_per_step"]) if r["cpu_s_per_step"] and e["cpu_s_per_step"]
+           else None,
            "engine_precision": eng.precision}
     if compile:
         row["engine_warmup_with_compile_s"] = compile_s
@@ -280,12 +314,13 @@ def teacher_sharing(cases: list[dict]) -> dict:
 
 def markdown_table(record: dict) -> str:
     """The record's cases as the table BENCHMARKS.md shows."""
-    lines = ["| case | reference s/epoch | reference img/s | engine s/epoch | engine img/s | speedup |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| case | reference s/epoch | reference img/s | engine s/epoch | engine img/s | speedup | CPU-time ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for c in record["cases"]:
         r, e = c["reference"], c["engine"]
+        cpu = f"{c['cpu_time_ratio']:.2f}x" if c.get("cpu_time_ratio") else "-"
         lines.append(f"| {c['name']} | {r['s_per_epoch']:.1f} | {r['images_per_s']:.0f} | {e['s_per_epoch']:.1f} | "
-                     f"{e['images_per_s']:.0f} | {c['speedup']:.2f}x |")
+                     f"{e['images_per_s']:.0f} | {c['speedup']:.2f}x | {cpu} |")
     for pair, by_E in record["ensemble_ratios"].items():
         lines.append("")
         lines.append(f"Ensemble {pair}, seconds per epoch relative to E = 1: " + ", ".join(

@@ -45,6 +45,9 @@ def test_ratios_are_computed_from_the_timings_in_the_json(record):
             assert t["s_per_epoch"] == pytest.approx(t["s_per_step"] * steps_per_epoch)
             assert t["images_per_s"] == pytest.approx(s["batch"] / t["s_per_step"])
         assert case["speedup"] == pytest.approx(case["reference"]["s_per_epoch"] / case["engine"]["s_per_epoch"])
+        r, e = case["reference"], case["engine"]
+        if r["cpu_s_per_step"] and e["cpu_s_per_step"]:
+            assert case["cpu_time_ratio"] == pytest.approx(r["cpu_s_per_step"] / e["cpu_s_per_step"])
     by_E = {c["E"]: c for c in record["cases"] if c["method"] == "fkd"}
     ratio = record["ensemble_ratios"]["resnet8 -> resnet8"]["2"]
     assert ratio["engine"] == pytest.approx(by_E[2]["engine"]["s_per_epoch"] / by_E[1]["engine"]["s_per_epoch"])

@@ -59,4 +59,6 @@ def autocast(device: torch.device, precision: str):
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """A gradient scaler, enabled only for float16 (bfloat16 has float32's range and needs none)."""
+    if not hasattr(torch.amp, "GradScaler"):  # torch < 2.3: only CUDA has one
+        return torch.cuda.amp.GradScaler(enabled=precision == "fp16" and device.type == "cuda")
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

@@ -187,16 +187,16 @@ def cross_dataset(scale: str | None = None, data_root=None, device=None, progres
                      run_dir),
                     dict(teachers=[teacher], seed=0, method=_scaled_method(m, mult), device=device, progress=progress))
                    for m, mult, lr, run_dir in tune], progress, "tuning lambda_KD and lr")
-    best = _chosen(tune)
-    finals = [(m, s, out / f"{m}_s{s}", best[m.replace("-unlabelled", "")])
-              for m in ["none", *cfg["methods"], "fkd-unlabelled"] for s in cfg["seeds"]]
-    if not all(_done(spec[2]) for spec in finals):
+    best = _chosen(_tuning_table(tune))
+    finals = [(m, s, out / f"{m}_s{s}") for m in ["none", *cfg["methods"], "fkd-unlabelled"] for s in cfg["seeds"]]
+    if not all(_done(run_dir) for *_, run_dir in finals):
         data = _cross_data(cfg, data_root)
         teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
         jobs = []
-        for name, seed, run_dir, chosen in finals:
+        for name, seed, run_dir in finals:
             kd = name == "fkd-unlabelled"
-            m = name.replace("-unlabelled", "")
+            m = name.removesuffix("-unlabelled")
+            chosen = best[m]
             recipe = get_recipe(cfg["preset"], **dict(cfg["recipe"], lr=chosen["lr"]),
                                 kd_batch_size=cfg["kd_batch_size"] if kd else None)
             jobs.append(((cfg["student"], data["train"], data["test"], recipe, run_dir),
@@ -210,7 +210,7 @@ def _tuning_runs(cfg: dict, out: Path) -> list[tuple]:
     """``(method, multiplier, lr, run_dir)`` of every validation run: each label-free method at each multiplier of
     its default weight and each lr, and the student without distillation (multiplier None) at each lr. Run folders
     are ``fkd_x0.1`` at the recipe's own lr and ``fkd_x0.1_lr0.1`` at another; ``none``, ``none_lr0.1``."""
-    base_lr = cfg["recipe"].get("lr", get_recipe(cfg["preset"]).lr)
+    base_lr = get_recipe(cfg["preset"], **cfg["recipe"]).lr
     runs = []
     for m in ["none", *cfg["methods"]]:
         for mult in [None] if m == "none" else cfg["lam_grid"]:
@@ -220,14 +220,17 @@ def _tuning_runs(cfg: dict, out: Path) -> list[tuple]:
     return runs
 
 
-def _chosen(tune: list[tuple]) -> dict:
-    """Per method, the tuning run with the best validation accuracy: ``{"multiplier", "lr", "val_acc"}``."""
-    best = {}
+def _tuning_table(tune: list[tuple]) -> dict:
+    """Per method, every tuning run of ``tune`` as ``{"multiplier", "lr", "val_acc"}``, in grid order."""
+    table = {}
     for m, mult, lr, run_dir in tune:
-        acc = _final_acc(run_dir)
-        if m not in best or acc > best[m]["val_acc"]:
-            best[m] = {"multiplier": mult, "lr": lr, "val_acc": acc}
-    return best
+        table.setdefault(m, []).append({"multiplier": mult, "lr": lr, "val_acc": _final_acc(run_dir)})
+    return table
+
+
+def _chosen(table: dict) -> dict:
+    """Per method, the first entry of a ``_tuning_table`` with the best validation accuracy."""
+    return {m: max(tries, key=lambda t: t["val_acc"]) for m, tries in table.items()}
 
 
 def _scaled_method(name: str, multiplier: float | None) -> Method:
@@ -241,11 +244,8 @@ def summarize_cross_dataset(scale: str) -> dict:
     out = experiment_dir("cross_dataset", scale)
     rows = {m: _seed_cell([out / f"{m}_s{s}" for s in cfg["seeds"]])
             for m in ["none", *cfg["methods"], "fkd-unlabelled"]}
-    tune = _tuning_runs(cfg, out)
-    tuning = {}
-    for m, mult, lr, run_dir in tune:
-        tuning.setdefault(m, []).append({"multiplier": mult, "lr": lr, "val_acc": _final_acc(run_dir)})
-    chosen = _chosen(tune)
+    tuning = _tuning_table(_tuning_runs(cfg, out))
+    chosen = _chosen(tuning)
     chosen["fkd-unlabelled"] = chosen["fkd"]
     teacher = load_result(out / "teacher" / RECORD)
     student_cfg = load_result(out / f"none_s{cfg['seeds'][0]}" / RECORD)["provenance"]["config"]

@@ -21,6 +21,7 @@ class Recipe:
     kd_batch_size: int | None = None   # a separate batch for the distillation term (None: the CE batch)
     train_subset: int | None = None    # train on N examples of a fixed shuffle (None or 0: all)
     test_subset: int | None = None     # evaluate each epoch on N examples of a fixed shuffle (None or 0: all)
+    eval_last: int | None = None       # score the validation and test sets only in the last N epochs (None/0: every)
     eval_batch_size: int = 512
     probe_size: int = 256              # fixed test examples on which kernel alignment is tracked
 

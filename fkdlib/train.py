@@ -52,13 +52,15 @@ MODEL = "model.pt"
 
 def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path, method: Method | None = None,
           teachers: Sequence[Teacher] = (), seed: int = 0, resume: bool = False, overwrite: bool = False,
-          kd_data=None, device: torch.device | str | None = None, progress: bool | None = None,
+          kd_data=None, val_data=None, device: torch.device | str | None = None, progress: bool | None = None,
           nan_check_every: int | None = None, precision: str = "auto", fold_teachers: bool = True,
           compile: bool = False) -> dict:
     """Train a network ``arch`` on ``train_data`` (a teacher or plain student when ``method`` is none,
     else a distilled student of ``teachers``) and return its run record ``{"result", "provenance"}``.
 
-    ``train_data``/``test_data``/``kd_data`` are ``fkdlib.data`` datasets (uint8 ``X``, ``y``,
+    ``val_data`` (optional) is scored after every epoch as ``val_acc``: the split every choice of weights
+    is made on, never the test set (``recipe.eval_last`` limits both to the last epochs).
+    ``train_data``/``test_data``/``kd_data``/``val_data`` are ``fkdlib.data`` datasets (uint8 ``X``, ``y``,
     ``classes``, ``name``, ``mean``, ``std``). ``kd_data`` (or ``recipe.kd_batch_size``) gives the
     distillation term its own batches, e.g. STL-10's unlabelled images. KD across label spaces is refused
     before training starts.
@@ -92,11 +94,15 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     test_X, test_y = _subset(test_data.X, test_data.y, recipe.test_subset)
     test_loader = DeviceLoader(test_X, test_y, recipe.eval_batch_size, train=False,
                                mean=test_data.mean, std=test_data.std, device=device)
+    val_loader = None if val_data is None else DeviceLoader(val_data.X, val_data.y, recipe.eval_batch_size,
+                                                            train=False, mean=val_data.mean, std=val_data.std,
+                                                            device=device)
     probe = _probe(test_data, recipe.probe_size, teachers, device)
 
     config = {"arch": arch, "train_data": train_data.name, "test_data": test_data.name,
               "data_label": getattr(train_data, "label", train_data.name),
               "kd_data": getattr(kd_data, "name", None), "num_train": len(X), "num_test": len(test_X),
+              "num_val": len(val_data.X) if val_data is not None else 0,
               "classes": list(train_data.classes),
               "recipe": recipe.to_dict(), "method": method.to_dict(), "seed": seed,
               "teachers": [{"arch": t.arch, "dataset": t.dataset, "source": t.source} for t in teachers],
@@ -125,14 +131,19 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
                     _stop_if_not_finite(stats, epoch, ckpt_path, state)
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        row = {"epoch": epoch + 1, "lr": lr, **stats.means(),
-               "test_acc": evaluate_accuracy(student, test_loader, step_fn.autocast), **probe.metrics(student)}
+        row = {"epoch": epoch + 1, "lr": lr, **stats.means()}
+        if not recipe.eval_last or epoch >= recipe.epochs - recipe.eval_last:
+            if val_loader is not None:
+                row["val_acc"] = evaluate_accuracy(student, val_loader, step_fn.autocast)
+            row["test_acc"] = evaluate_accuracy(student, test_loader, step_fn.autocast)
+        row.update(probe.metrics(student))
         state["wall_time_s"] += time.perf_counter() - t0
         row["wall_time_s"] = state["wall_time_s"]
         state["epoch"], state["history"] = epoch, state["history"] + [row]
         _save_checkpoint(ckpt_path, student, opt, sched, state, step_fn.scaler)
         _write_record(out_dir, config, state, seed, device, status="running")
-        epochs_bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.1%}")
+        epochs_bar.set_postfix(loss=f"{row['train_loss']:.3f}",
+                               **{k: f"{row[k]:.1%}" for k in ("val_acc", "test_acc") if k in row})
 
     save_model(out_dir / MODEL, student, arch, train_data.name, list(train_data.classes),
                extra={"provenance": provenance(seed, config, device)})

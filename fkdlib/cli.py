@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--data-dir", help="where the dataset lives (default $FKD_DATA_DIR or ./data)")
     exp.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     exp.add_argument("--quiet", action="store_true", help="no progress bars")
+    exp.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="method_comparison / fkd_in_practice: the networks' arithmetic (default auto: bf16 where native; "
+                          "fp32 is faster on CPUs whose bf16 convolutions are slow)")
     return p
 
 
@@ -113,8 +116,9 @@ def _run(args) -> dict:
     device = get_device(args.device)
     if args.command == "experiment":
         from .experiments import EXPERIMENTS
+        extra = {"precision": args.precision} if args.precision != "auto" else {}
         return EXPERIMENTS[args.name](args.scale, data_root=args.data_dir, device=device,
-                                      progress=False if args.quiet else None)
+                                      progress=False if args.quiet else None, **extra)
     classes = [int(c) if c.strip().isdigit() else c.strip() for c in args.classes.split(",")] if args.classes else None
     if args.command == "evaluate":
         from .loader import DeviceLoader

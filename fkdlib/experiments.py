@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import config
+from . import comparison, config
 from .data import load_train_test
 from .methods import Method
 from .paths import results_dir
@@ -32,81 +32,35 @@ def experiment_dir(name: str, scale: str) -> Path:
     return results_dir(scale) / name / scale
 
 
-def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
-    """PAPER.md §3.1 at our scale: one teacher; students with no distillation, KD, RKD, SP, FKD without FR and FKD.
+def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
+                      precision: str = "auto") -> dict:
+    """PAPER.md §3.1 at our scale (``fkdlib.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
+    FR, FKD, FR only) weights chosen on a held-out validation split, then paired seeds of the chosen weights.
 
-    Returns the summary (also written to ``summary.json`` and ``summary.csv``): per method the final
-    test accuracy of each seed, their mean and 95% confidence interval, and the teacher's accuracy.
+    Returns the summary (also written to ``summary.json``): the teacher, the protocol checks, every tuning table,
+    per method the test accuracy of each seed with its mean and 95% CI, and the paired differences.
     When every run is already done (committed results), no data is loaded and nothing is trained.
     """
-    scale = config.get_scale(scale)
-    cfg = config.sizes("method_comparison", scale)
-    out = experiment_dir("method_comparison", scale)
-    students = [(m, s, out / f"{m}_s{s}", Method(m, **cfg.get("method_kw", {}).get(m, {})))
-                for m in cfg["methods"] for s in cfg["seeds"]]
-    _run_students(cfg, out, students, data_root, device, progress, desc="method comparison")
-    return summarize_method_comparison(scale)
+    return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision)
 
 
-def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
-    """Notebook 03: FKD students of the method comparison's teacher at several lambda_KD, with and without FR.
+def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
+                    precision: str = "auto") -> dict:
+    """Notebook 03: the method comparison's runs that show FKD's two knobs, ``{label: {seed: run record}}``.
 
-    The plain, FKD (lambda_KD = 100) and FKD-without-FR students of seed 0 are the method comparison's own
-    runs (same teacher, data and recipe), so only the other lambdas are trained here. Returns
-    ``{label: run record}``; each record's per-epoch history holds the kernel alignment with the
-    teacher, the kernel distance, the student's feature norm and every loss term.
+    FKD without FR at each lambda_KD of the tuning grid on the first three seeds (the kernel term alone), the
+    plain student, FKD with its chosen regulariser and the FR-only control: every record's per-epoch history
+    holds the kernel alignment with the teacher, the kernel distance, the feature norm and every loss term.
     """
     scale = config.get_scale(scale)
-    cfg = config.sizes("method_comparison", scale)
-    lams = config.sizes("fkd_in_practice", scale)["lams"]
-    seed = cfg["seeds"][0]
-    out = experiment_dir("method_comparison", scale)
-    runs = {"no distillation": ("none", seed, out / f"none_s{seed}", Method("none")),
-            "FKD without FR": ("fkd-nofr", seed, out / f"fkd-nofr_s{seed}", Method("fkd-nofr"))}
-    for lam in lams:
-        run_dir = out / f"fkd_s{seed}" if lam == Method("fkd").lam_kd else experiment_dir(
-            "fkd_in_practice", scale) / f"fkd_lam{lam:g}_s{seed}"
-        runs[f"FKD, lambda_KD={lam:g}"] = ("fkd", seed, run_dir, Method("fkd", lam_kd=lam))
-    _run_students(cfg, out, list(runs.values()), data_root, device, progress, desc="FKD in practice")
-    return {label: load_result(spec[2] / RECORD) for label, spec in runs.items()}
-
-
-def _run_students(cfg, out: Path, students, data_root, device, progress, desc):
-    """Train the teacher (once) and each ``(method, seed, run_dir, Method)`` student that is not done yet."""
-    teacher_dir = out / f"teacher_{cfg['teacher']}"
-    if all(_done(d) for d in [teacher_dir] + [spec[2] for spec in students]):
-        return
-    train_d, test_d = load_train_test(cfg["dataset"], data_root, cfg.get("download", False), **cfg.get("data_kw", {}))
-    _run_once(cfg["teacher"], train_d, test_d, get_recipe(cfg["preset"], **cfg["teacher_recipe"]), teacher_dir,
-              seed=0, device=device, progress=progress)
-    teacher = load_teacher(teacher_dir / MODEL, device=device or "cpu")
-    student_recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
-    _run_grid([((cfg["student"], train_d, test_d, student_recipe, run_dir),
-                dict(method=method, teachers=[teacher], seed=seed, device=device, progress=progress))
-               for _, seed, run_dir, method in students], progress, desc)
-
-
-def summarize_method_comparison(scale: str) -> dict:
-    """Read every run of the method comparison at ``scale`` and write ``summary.json`` / ``summary.csv``."""
-    out = experiment_dir("method_comparison", scale)
-    cfg = config.sizes("method_comparison", scale)
-    teacher = load_result(out / f"teacher_{cfg['teacher']}" / RECORD)
-    rows = {}
-    for method in cfg["methods"]:
-        run_dirs = [out / f"{method}_s{s}" for s in cfg["seeds"]]
-        rows[method] = {**_seed_cell(run_dirs), "kernel_alignment": _mean(
-            [load_result(d / RECORD)["result"]["final"].get("kernel_alignment") for d in run_dirs])}
-    summary = {"experiment": "method_comparison", "scale": scale, "teacher": cfg["teacher"], "student": cfg["student"],
-               "data": teacher["provenance"]["config"]["data_label"],
-               "teacher_test_acc": 100 * teacher["result"]["final"]["test_acc"], "methods": rows,
-               "runs": sorted(str(p.relative_to(out)) for p in out.glob(f"*/{RECORD}"))}
-    write_record(out / "summary.json", summary, provenance(config={"sizes": cfg}))
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["method", "n", "mean_test_acc", "ci95", "kernel_alignment"])
-        for m, r in rows.items():
-            w.writerow([m, r["n"], f"{r['mean']:.2f}", f"{r['ci95']:.2f}", f"{r['kernel_alignment']:.3f}"])
-    return summary
+    method_comparison(scale, data_root, device, progress, precision)
+    grid = comparison.Grid(scale, experiment_dir("method_comparison", scale))
+    chosen, _, _ = grid.choices()
+    seeds = grid.seeds[:grid.cfg.get("study_seeds", 3)]
+    runs = {"no distillation": chosen["none"], "FR only": chosen["fr"], "FKD (chosen weights)": chosen["fkd"]}
+    runs.update({f"FKD without FR, lambda_KD={m.lam_kd:g}": m
+                 for m in comparison.candidates("fkd-nofr", grid.tuning, chosen)})
+    return {label: {s: grid.record(m, s) for s in seeds} for label, m in runs.items()}
 
 
 def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:

@@ -12,6 +12,7 @@ rkd        1        1 * RKD on the penultimate embedding (distance 25, angle 50)
 sp         1        3000 * SP on the last conv feature map
 fkd        1        lam_kd * FKD on the penultimate embedding + lam_fr * feature-norm penalty
 fkd-nofr   1        lam_kd * FKD (the paper's ablation without FR)
+fr         1        lam_fr * feature-norm penalty only: the control for FR (no teacher, no kernel term)
 ========== ======== =====================================================================
 
 RKD and SP are defined for one teacher; with an ensemble their losses are averaged over teachers.
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 from .losses import feature_norm_penalty, fkd_loss, kd_loss, rkd_loss, sp_loss
 
-METHODS = ("none", "kd", "rkd", "sp", "fkd", "fkd-nofr")
+METHODS = ("none", "kd", "rkd", "sp", "fkd", "fkd-nofr", "fr")
 LABEL_FREE = ("rkd", "sp", "fkd", "fkd-nofr")
 
 
@@ -35,7 +36,7 @@ class Method:
 
     name: str = "none"
     lam_kd: float | None = None      # weight of the distillation term (FKD: lambda_KD; KD: alpha; RKD/SP: beta)
-    lam_fr: float = 0.01             # FKD's feature regulariser weight (ignored by the others)
+    lam_fr: float = 0.01             # the feature regulariser's weight (FKD and the FR-only control; 0 for the others)
     gamma: float | None = None       # weight of cross-entropy
     T: float = 4.0                   # KD temperature
     fr_squared: bool = True          # FR as ||h||^2 (True) or ||h||
@@ -45,17 +46,19 @@ class Method:
         if self.name not in METHODS:
             raise ValueError(f"unknown method {self.name!r}; choose one of {', '.join(METHODS)}")
         defaults = {"none": (1.0, 0.0), "kd": (0.1, 0.9), "rkd": (1.0, 1.0), "sp": (1.0, 3000.0),
-                    "fkd": (1.0, 100.0), "fkd-nofr": (1.0, 100.0)}[self.name]
+                    "fkd": (1.0, 100.0), "fkd-nofr": (1.0, 100.0), "fr": (1.0, 0.0)}[self.name]
         if self.gamma is None:
             self.gamma = defaults[0]
         if self.lam_kd is None:
             self.lam_kd = defaults[1]
-        if self.name != "fkd":
+        if self.name not in ("fkd", "fr"):
             self.lam_fr = 0.0
+        if self.name == "fr":
+            self.lam_kd = 0.0
 
     @property
     def needs_teacher(self) -> bool:
-        return self.name != "none"
+        return self.name not in ("none", "fr")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,7 +76,9 @@ def loss_terms(method: Method, feats_s: list[torch.Tensor], logits_s: torch.Tens
     student's features and the teachers' outputs on that batch as ``kd_feats_s`` / ``kd_teacher_outputs``.
     """
     terms = {"ce": method.gamma * F.cross_entropy(logits_s, y)} if y is not None else {}
-    if method.name == "none":
+    if method.name == "fr":
+        terms["fr"] = method.lam_fr * feature_norm_penalty(feats_s[-1], squared=method.fr_squared)
+    if not method.needs_teacher:
         return terms
     if kd_feats_s is None:
         kd_feats_s, kd_teacher_outputs = feats_s, teacher_outputs

@@ -20,6 +20,8 @@ def tiny_grid(tmp_path_factory):
 
 
 def test_the_grid_runs_then_skips_finished_runs_and_loads_no_data(tiny_grid, monkeypatch):
+    from fkdlib import comparison
+
     summary = tiny_grid
     assert set(summary["methods"]) == {"none", "fkd"} and summary["methods"]["fkd"]["n"] == 2
 
@@ -27,26 +29,30 @@ def test_the_grid_runs_then_skips_finished_runs_and_loads_no_data(tiny_grid, mon
         raise AssertionError("a finished grid must not load data or train again")
 
     monkeypatch.setattr(experiments, "train", must_not_run)
-    monkeypatch.setattr(experiments, "load_train_test", must_not_run)
+    monkeypatch.setattr(comparison, "comparison_data", must_not_run)
     again = experiments.method_comparison("smoke", progress=False)
-    assert again["methods"] == summary["methods"]
+    assert json.dumps(again["methods"]) == json.dumps(summary["methods"])  # NaN-safe
 
 
 def test_the_summary_is_computed_from_the_run_files(tiny_grid):
+    from fkdlib import comparison
+
     out = experiments.experiment_dir("method_comparison", "smoke")
+    run = tiny_grid["methods"]["fkd"]["run"]
     # edit one run's record: the summary must follow the files, not anything remembered
-    path = out / "fkd_s1" / "result.json"
+    path = out / "runs" / f"{run}_s1" / "result.json"
     record = json.loads(path.read_text())
     record["result"]["final"]["test_acc"] = 0.5
     path.write_text(json.dumps(record))
-    summary = experiments.summarize_method_comparison("smoke")
-    first = 100 * json.loads((out / "fkd_s0" / "result.json").read_text())["result"]["final"]["test_acc"]
+    summary = comparison.summarize("smoke")
+    first = 100 * json.loads((out / "runs" / f"{run}_s0" / "result.json").read_text())["result"]["final"]["test_acc"]
     mean, ci = mean_ci95([first, 50.0])
     assert summary["methods"]["fkd"]["mean"] == pytest.approx(mean)
     assert summary["methods"]["fkd"]["ci95"] == pytest.approx(ci)
+    plain = summary["methods"]["none"]["test_acc"]
+    assert summary["paired"]["fkd - none"]["diffs"] == pytest.approx([first - plain[0], 50.0 - plain[1]])
     saved = json.loads((out / "summary.json").read_text())
-    assert saved["result"]["methods"]["fkd"]["test_acc"][1] == 50.0 and "git_commit" in saved["provenance"]
-    assert (out / "summary.csv").read_text().splitlines()[0].startswith("method,n,mean_test_acc")
+    assert saved["result"]["methods"]["fkd"]["test_acc"]["1"] == 50.0 and "git_commit" in saved["provenance"]
 
 
 def test_a_run_held_by_a_live_process_is_waited_for_and_a_stale_lock_is_cleared(tmp_path):
@@ -105,7 +111,7 @@ def test_a_finished_run_made_with_other_settings_is_not_silently_reused(tiny_gri
     from fkdlib.recipes import get_recipe
 
     cfg = config.sizes("method_comparison", "smoke")
-    run_dir = experiments.experiment_dir("method_comparison", "smoke") / "fkd_s0"
+    run_dir = experiments.experiment_dir("method_comparison", "smoke") / "runs" / "fkd_w100_fr0.01sq_s0"
     recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
     same = experiments._run_once(None, None, None, recipe, run_dir, method=Method("fkd"))
     assert same["result"]["status"] == "done"

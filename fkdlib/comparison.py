@@ -1,0 +1,255 @@
+"""The method comparison (PAPER.md §3.1, issue 13's protocol): weights chosen on validation, then paired seeds.
+
+1. One teacher (``teacher_<arch>/``).
+2. Tuning: every candidate weight of every method trains on the students' set with seed 0 and is scored on
+   the held-out validation split (``comparison_data``). The candidate with the best mean validation accuracy
+   is chosen; when its margin over the runner-up is under twice the validation standard error, the
+   contenders within that margin get another seed (up to ``tuning["max_seeds"]``) before the choice is made.
+   FKD's lambda_FR and FR form are tried at FKD-without-FR's chosen lambda_KD; the FR-only control uses
+   FKD's chosen regulariser. The test set plays no part in any choice.
+3. Finals: the chosen weights of every method at every seed. Seed s gives every method the same initial
+   weights and batch order, so methods are compared by paired differences (``results.paired_ci95``).
+
+A run's folder is named by its weights (``runs/kd_w0.9_s0``), so a tuning run of the chosen weights is also
+that method's final run of the same seed: nothing is trained twice. Several processes may share the grid.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from . import config
+from .comparison_data import comparison_data
+from .methods import Method
+from .recipes import get_recipe
+from .results import load_result, mean_ci95, paired_ci95, provenance, write_record
+
+# the paired differences every summary reports: (a, b) means a - b
+CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr"), ("fkd", "fr"),
+             ("fkd-nofr", "none"), ("rkd", "none"), ("sp", "none"), ("fr", "none")]
+
+
+def run_name(method: Method) -> str:
+    """A run folder's name from the weights that matter: ``none``, ``kd_w0.9``, ``fkd_w100_fr0.01sq``, ``fr_fr0.001norm``."""
+    name = method.name if method.name in ("none", "fr") else f"{method.name}_w{float(f'{method.lam_kd:.3g}'):g}"
+    if method.lam_fr > 0:
+        name += f"_fr{method.lam_fr:g}{'sq' if method.fr_squared else 'norm'}"
+    return name
+
+
+def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
+    """The weights tried for ``method``; None while they depend on a choice not made yet (``chosen``: name -> Method)."""
+    if method == "none":
+        return [Method("none")]
+    if method in ("kd", "rkd", "sp"):
+        return [Method(method, lam_kd=m * Method(method).lam_kd) for m in tuning["multipliers"]]
+    if method == "fkd-nofr":
+        return [Method("fkd-nofr", lam_kd=lam) for lam in tuning["fkd_lams"]]
+    if method == "fkd":
+        if "fkd-nofr" not in chosen:
+            return None
+        lam = chosen["fkd-nofr"].lam_kd
+        return [chosen["fkd-nofr"]] + [Method("fkd", lam_kd=lam, lam_fr=f, fr_squared=form == "squared")
+                                        for f in tuning["fr_lams"] for form in tuning["fr_forms"]]
+    if method == "fr":
+        if "fkd" not in chosen:
+            return None
+        fkd = chosen["fkd"]
+        if fkd.lam_fr == 0:  # FKD chose no regulariser: control the best regulariser it tried
+            fkd = chosen.get("fkd-best-fr", fkd)
+        return [Method("fr", lam_fr=fkd.lam_fr or tuning["fr_lams"][-1], fr_squared=fkd.fr_squared)]
+    raise ValueError(f"no tuning rule for method {method!r}")
+
+
+def choose(tries: list[dict], val_size: int) -> dict:
+    """The best of ``tries`` (``{"run", "val_acc": {seed: %}}`` each, all on the same seeds) by mean validation accuracy.
+
+    Returns ``{"run", "margin", "two_se", "clear", "contenders"}``: the margin over the runner-up, twice the
+    binomial standard error of the winner's accuracy on ``val_size`` images, whether the margin exceeds it, and
+    the runs within it of the winner (the winner included): those get another seed when the choice is not clear.
+    """
+    means = {t["run"]: sum(t["val_acc"].values()) / len(t["val_acc"]) for t in tries}
+    ranked = sorted(means, key=means.get, reverse=True)
+    best = ranked[0]
+    p = means[best] / 100
+    two_se = 200 * math.sqrt(max(p * (1 - p), 1e-12) / val_size)
+    margin = means[best] - means[ranked[1]] if len(ranked) > 1 else float("inf")
+    return {"run": best, "margin": margin, "two_se": two_se, "clear": margin >= two_se,
+            "contenders": [r for r in ranked if means[best] - means[r] < two_se]}
+
+
+class Grid:
+    """The state of the comparison at one scale, read from its run folders; ``plan()`` says what to train next."""
+
+    def __init__(self, scale: str, out: Path):
+        self.scale, self.out = scale, out
+        self.cfg = config.sizes("method_comparison", scale)
+        self.tuning, self.seeds = self.cfg["tuning"], self.cfg["seeds"]
+        self.teacher_dir = out / f"teacher_{self.cfg['teacher']}"
+
+    def run_dir(self, method: Method, seed: int) -> Path:
+        return self.out / "runs" / f"{run_name(method)}_s{seed}"
+
+    def record(self, method: Method, seed: int) -> dict | None:
+        path = self.run_dir(method, seed) / "result.json"
+        if not path.exists():
+            return None
+        rec = load_result(path)
+        return rec if rec["result"]["status"] == "done" else None
+
+    def val_acc(self, method: Method, seed: int) -> float | None:
+        rec = self.record(method, seed)
+        return None if rec is None else 100 * rec["result"]["final"]["val_acc"]
+
+    def choices(self) -> tuple[dict, dict, list]:
+        """``(chosen, tables, wanted)``: the Method chosen per method so far, each method's tuning rounds and
+        choice, and the ``(Method, seed)`` tuning runs still wanted, in the order to run them."""
+        chosen, tables, wanted = {}, {}, []
+        for name in ["none", "kd", "rkd", "sp", "fkd-nofr", "fkd", "fr"]:
+            cands = candidates(name, self.tuning, chosen)
+            wanted_here = name in self.cfg["methods"] or (name == "fkd-nofr" and "fkd" in self.cfg["methods"])
+            if cands is None or not wanted_here:
+                continue
+            table, missing = self._settle(cands)
+            if missing:
+                wanted += missing
+                continue
+            chosen[name] = next(c for c in cands if run_name(c) == table["run"])
+            tables[name] = table
+            if name == "fkd":
+                with_fr = [t for t in table["rounds"][0] if t["method"]["lam_fr"] > 0]
+                best_fr = max(with_fr, key=lambda t: sum(t["val_acc"].values()))
+                chosen["fkd-best-fr"] = next(c for c in cands if run_name(c) == best_fr["run"])
+        return chosen, tables, wanted
+
+    def _settle(self, cands: list[Method]) -> tuple[dict | None, list]:
+        """``(table, missing)``: the choice among ``cands`` with every round of validation runs that made it, or
+        the runs still missing. Round 1 is seed 0 for every candidate; while the winner's margin is under twice
+        the validation standard error, the contenders get one more seed, up to ``tuning["max_seeds"]``."""
+        pool, seeds, rounds = cands, self.seeds[:1], []
+        while True:
+            missing = [(c, s) for c in pool for s in seeds if self.val_acc(c, s) is None]
+            if missing:
+                return None, missing
+            tries = [{"run": run_name(c), "method": c.to_dict(), "val_acc": {s: self.val_acc(c, s) for s in seeds}}
+                     for c in pool]
+            rounds.append(tries)
+            if len(pool) == 1:
+                return {"run": run_name(pool[0]), "rounds": rounds, "margin": None, "two_se": None,
+                        "clear": None}, []
+            pick = choose(tries, self.cfg["val_size"])
+            if pick["clear"] or len(seeds) >= min(self.tuning["max_seeds"], len(self.seeds)):
+                return {**pick, "rounds": rounds}, []
+            pool = [c for c in pool if run_name(c) in pick["contenders"]]
+            seeds = self.seeds[:len(seeds) + 1]
+
+    def plan(self) -> tuple[list[tuple[str, Method, int]], dict]:
+        """``(jobs, chosen)``: the ``(role, Method, seed)`` runs not finished yet, most urgent first (tuning runs,
+        then the chosen weights at every seed, then notebook 03's lambda study), and the choices made so far."""
+        chosen, _, wanted = self.choices()
+        jobs = [("tune", m, s) for m, s in wanted]
+        finals = [("final", chosen[name], s) for s in self.seeds for name in self.cfg["methods"] if name in chosen]
+        study = [("study", m, s) for s in self.seeds[:self.cfg.get("study_seeds", 3)]
+                 for m in candidates("fkd-nofr", self.tuning, chosen)] if "fkd" in self.cfg["methods"] else []
+        seen, todo = set(), []
+        for role, m, s in jobs + finals + study:
+            key = (run_name(m), s)
+            if key not in seen and self.record(m, s) is None:
+                seen.add(key)
+                todo.append((role, m, s))
+        return todo, chosen
+
+
+def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
+        precision: str = "auto", poll_s: float = 10.0) -> dict:
+    """Train what the grid still needs (teacher, tuning runs, finals, notebook 03's study), then summarise.
+
+    Several processes may call this on the same folder (e.g. one per core): each trains runs nobody holds and
+    re-plans after every run, since a finished tuning run may settle a choice and unlock the next runs.
+    """
+    from .experiments import _done, _run_once, experiment_dir  # the grid's run protocol (locks, resume)
+    from .teachers import load_teacher
+    from .train import MODEL
+
+    scale = config.get_scale(scale)
+    out = out or experiment_dir("method_comparison", scale)
+    grid = Grid(scale, out)
+    cfg, data, teacher = grid.cfg, None, None
+    student_recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
+    while True:
+        todo, _ = grid.plan()
+        if not todo and _done(grid.teacher_dir):
+            break
+        if data is None:
+            data = comparison_data(cfg, data_root)
+            _run_once(cfg["teacher"], data["teacher_train"], data["test"],
+                      get_recipe(cfg["preset"], **cfg["teacher_recipe"]), grid.teacher_dir, seed=0, device=device,
+                      progress=progress, val_data=data["val"], precision=precision)
+            teacher = load_teacher(grid.teacher_dir / MODEL, device=device or "cpu")
+            continue
+        for role, method, seed in todo:
+            rec = _run_once(cfg["student"], data["train"], data["test"], student_recipe, grid.run_dir(method, seed),
+                            wait=False, method=method, teachers=[teacher],  # plain runs too: the probe measures their kernel
+                            seed=seed, device=device, progress=progress, val_data=data["val"], precision=precision)
+            if rec is not None:
+                break
+        else:
+            time.sleep(poll_s)  # every run left is being trained by another process
+    return summarize(scale, out)
+
+
+def summarize(scale: str, out: Path | None = None) -> dict:
+    """Read the comparison's runs and write ``summary.json``: the teacher, the protocol checks, every tuning table
+    with its choice, per method the chosen weights' test accuracy over paired seeds, and the paired differences."""
+    from .experiments import experiment_dir
+
+    out = out or experiment_dir("method_comparison", scale)
+    grid = Grid(scale, out)
+    chosen, tables, _ = grid.choices()
+    teacher = load_result(grid.teacher_dir / "result.json")
+    methods, by_seed = {}, {}
+    for name in grid.cfg["methods"]:
+        if name not in chosen:
+            continue
+        recs = {s: grid.record(chosen[name], s) for s in grid.seeds}
+        recs = {s: r for s, r in recs.items() if r is not None}
+        by_seed[name] = {s: 100 * r["result"]["final"]["test_acc"] for s, r in recs.items()}
+        finals = [r["result"]["final"] for r in recs.values()]
+        mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
+        methods[name] = {"run": run_name(chosen[name]), "method": chosen[name].to_dict(), "test_acc": by_seed[name],
+                         "mean": mean, "ci95": ci, "n": len(recs),
+                         "train_acc": _avg(100 * f["train_acc"] for f in finals),
+                         "val_acc": _avg(100 * f["val_acc"] for f in finals),
+                         "train_ce": _avg(f.get("train_ce") for f in finals),
+                         "kernel_distance": _avg(f.get("kernel_distance") for f in finals),
+                         "kernel_alignment": _avg(f.get("kernel_alignment") for f in finals),
+                         "feature_norm": _avg(f.get("feature_norm") for f in finals),
+                         "last_two_epochs_gain": _avg(_last_two_gain(r) for r in recs.values())}
+    paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
+              if by_seed.get(a) and by_seed.get(b)}
+    t_final = teacher["result"]["final"]
+    plain = methods.get("none", {})
+    summary = {"experiment": "method_comparison", "scale": scale, "teacher": grid.cfg["teacher"],
+               "student": grid.cfg["student"], "data": teacher["provenance"]["config"]["data_label"],
+               "num_train": {"teacher": teacher["provenance"]["config"]["num_train"],
+                             "student": grid.cfg.get("train_size")}, "val_size": grid.cfg["val_size"],
+               "teacher_test_acc": 100 * t_final["test_acc"], "teacher_val_acc": 100 * t_final.get("val_acc", float("nan")),
+               "protocol": {"plain_last_two_epochs_gain": plain.get("last_two_epochs_gain"),
+                            "plain_train_minus_test": (plain["train_acc"] - plain["mean"]) if plain else None,
+                            "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None},
+               "tuning": tables, "methods": methods, "paired": paired,
+               "runs": sorted(str(p.parent.relative_to(out)) for p in out.glob("runs/*/result.json"))}
+    write_record(out / "summary.json", summary, provenance(config={"sizes": grid.cfg}))
+    return summary
+
+
+def _last_two_gain(rec: dict) -> float | None:
+    """Test accuracy points added by the last two epochs (from the epoch before them to the end)."""
+    accs = [h["test_acc"] for h in rec["result"]["history"] if "test_acc" in h]
+    return 100 * (accs[-1] - accs[-3]) if len(accs) >= 3 else None
+
+
+def _avg(values) -> float:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")

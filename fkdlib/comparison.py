@@ -106,7 +106,7 @@ class Grid:
         """``(chosen, tables, wanted)``: the Method chosen per method so far, each method's tuning rounds and
         choice, and the ``(Method, seed)`` tuning runs still wanted, in the order to run them."""
         chosen, tables, wanted = {}, {}, []
-        for name in ["none", "kd", "rkd", "sp", "fkd-nofr", "fkd", "fr"]:
+        for name in ["fkd-nofr", "fkd", "fr", "none", "kd", "rkd", "sp"]:  # the longest chain of choices first
             cands = candidates(name, self.tuning, chosen)
             wanted_here = name in self.cfg["methods"] or (name == "fkd-nofr" and "fkd" in self.cfg["methods"])
             if cands is None or not wanted_here:

@@ -8,7 +8,7 @@ from . import paper
 from .experiments import experiment_dir
 from .paths import REPO_ROOT
 from .results import load_result
-from .viz import METHOD_LABELS
+from .viz import METHOD_LABELS, weights_label
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -36,15 +36,27 @@ def _source(path: Path, prov: dict) -> str:
 def _method_comparison(rec: dict, path: Path) -> str:
     s = rec["result"]
     col = paper.METHOD_COMPARISON["pairs"].index("vgg13 -> vgg8")
-    rows = [f"| method | ours: {s['teacher']} -> {s['student']}, {s['data']} | "
-            f"paper (reference only): vgg13 -> vgg8, CIFAR-100 |", "|---|---|---|",
-            f"| teacher | {s['teacher_test_acc']:.2f} | {paper.METHOD_COMPARISON['rows']['teacher*'][col]:.2f} |"]
+    rows = [f"| method | weights chosen on validation | ours: {s['teacher']} -> {s['student']}, {s['data']} | "
+            f"paper (reference only): vgg13 -> vgg8, CIFAR-100 |", "|---|---|---|---|",
+            f"| teacher | | {s['teacher_test_acc']:.2f} | {paper.METHOD_COMPARISON['rows']['teacher*'][col]:.2f} |"]
     for m, r in s["methods"].items():
         key = m if m in paper.METHOD_COMPARISON["rows"] else f"{m}*"
         ref = paper.METHOD_COMPARISON["rows"].get(key, [None] * 4)[col]
-        rows.append(f"| {METHOD_LABELS.get(m, m)} | {_cell(r)} | {'' if ref is None else f'{ref:.2f}'} |")
-    return ("### Method comparison (notebook 04)\n\n" + "\n".join(rows) + "\n\n"
+        weights = weights_label(r["method"]) if "method" in r else ""
+        rows.append(f"| {METHOD_LABELS.get(m, m)} | {weights} | {_cell(r)} | {'' if ref is None else f'{ref:.2f}'} |")
+    text = ("### Method comparison (notebook 04)\n\n" + "\n".join(rows) + "\n\n"
             "Test accuracy (%), mean ± 95% CI (Student t) over seeds. " + _source(path, rec["provenance"]))
+    if s.get("paired"):
+        diffs = ["| paired difference | mean [95% CI], points | what it shows |", "|---|---|---|"]
+        for name, d in s["paired"].items():
+            a, b = name.split(" - ")
+            lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+            call = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
+            diffs.append(f"| {METHOD_LABELS.get(a, a)} − {METHOD_LABELS.get(b, b)} | {d['mean']:+.2f} "
+                         f"[{lo:+.2f}, {hi:+.2f}] (n={d['n']}) | {call} |")
+        text += ("\n\nSeed s gives every method the same initial weights and batches, so methods are compared within "
+                 "a seed:\n\n" + "\n".join(diffs))
+    return text
 
 
 def _ensemble_size(rec: dict, path: Path) -> str:

@@ -64,6 +64,12 @@ def load_result(path: str | Path) -> dict:
     return record
 
 
+def pin_git_state() -> None:
+    """Read the checkout's commit and dirtiness now, for every later record of this process (the engine calls
+    it when a run starts, so a record names the code the run started with, not the tree at its first epoch)."""
+    _git_state()
+
+
 @functools.lru_cache(maxsize=1)
 def _git_state() -> tuple[str, bool | None]:
     """The checkout's commit and dirtiness, read once per process: the code this process loaded."""

@@ -42,7 +42,7 @@ from .methods import LABEL_FREE, Method, loss_terms
 from .models import create_model
 from .progress import bar
 from .recipes import Recipe
-from .results import provenance, write_record
+from .results import pin_git_state, provenance, write_record
 from .teachers import Teacher, save_model
 
 CHECKPOINT = "checkpoints/last.pt"
@@ -70,6 +70,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     loss is looked for every ``nan_check_every`` steps (default 50) and at the end of every epoch, and
     reported with the first step where it appeared.
     """
+    pin_git_state()
     method = method or Method("none")
     out_dir = Path(out_dir)
     _check_setup(method, teachers, train_data, out_dir, resume, overwrite)

@@ -117,7 +117,12 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
 
 
 METHOD_LABELS = {"none": "no distillation", "kd": "KD", "rkd": "RKD", "sp": "SP", "fkd-nofr": "FKD without FR",
-                 "fkd": "FKD", "fkd-unlabelled": "FKD, unlabelled kernel batch"}
+                 "fkd": "FKD", "fr": "FR only", "fkd-unlabelled": "FKD, unlabelled kernel batch"}
+
+
+def _values(test_acc) -> list:
+    """A cell's per-seed accuracies, whether stored as a list or as ``{seed: accuracy}``."""
+    return list(test_acc.values()) if isinstance(test_acc, Mapping) else list(test_acc)
 
 
 def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str | None = None,
@@ -135,7 +140,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
         r = summary["methods"][m]
         ax.errorbar(i, r["mean"], yerr=r["ci95"] if r["ci95"] == r["ci95"] else None, fmt="o", color=colors[i],
                     capsize=4, ms=7)
-        ax.scatter([i] * len(r["test_acc"]), r["test_acc"], color=colors[i], s=10, alpha=0.45)
+        ax.scatter([i] * len(r["test_acc"]), _values(r["test_acc"]), color=colors[i], s=10, alpha=0.45)
     if show_teacher:
         ax.axhline(summary["teacher_test_acc"], color="0.4", ls="--", lw=1)
         ax.text(len(methods) - 0.5, summary["teacher_test_acc"], f"teacher {summary['teacher']}", ha="right",
@@ -156,7 +161,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
                             capsize=4, ms=6, mfc="white")
         ax.axhline(paper["rows"]["teacher*"][col], color="0.4", ls="--", lw=1)
         ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=25, ha="right")
-        ax.set_title(f"the paper (reference only): {paper_pair}, CIFAR-100\n(a different setting; * rows from CRD)",
+        ax.set_title(f"the paper (reference only): {paper_pair}, CIFAR-100\n(a different setting; open markers)",
                      fontsize=9)
         sns.despine(ax=ax)
     return fig
@@ -221,4 +226,68 @@ def tuning_grid(summary: dict) -> plt.Figure:
         sns.despine(ax=ax)
     axes[0][0].set_ylabel("validation accuracy (%)")
     axes[0][-1].legend(frameon=False, fontsize=8)
+    return fig
+
+
+def weights_label(method: Mapping) -> str:
+    """A short label for one set of a method's weights (a ``Method.to_dict()``): ``x 0.9``, ``λ 100, FR 0.01 ‖h‖²``."""
+    name = method["name"]
+    if name == "none":
+        return "CE only"
+    fr = f"FR {method['lam_fr']:g} {'‖h‖²' if method['fr_squared'] else '‖h‖'}" if method["lam_fr"] > 0 else ""
+    if name == "fr":
+        return fr
+    if name.startswith("fkd"):
+        return f"λ {method['lam_kd']:g}" + (f", {fr}" if fr else ", no FR")
+    return f"weight {method['lam_kd']:.3g}"
+
+
+def validation_choices(summary: dict) -> plt.Figure:
+    """Every candidate weight tried per method (``fkdlib.comparison``'s tuning): validation accuracy of each seed
+    (dots) and their mean (bar), the chosen one ringed, and the winner's margin band (twice the validation SE)."""
+    methods = [m for m, t in summary["tuning"].items() if len(t["rounds"][0]) > 1]
+    fig, axes = plt.subplots(1, len(methods), figsize=(2.3 * len(methods) + 1.2, 3.6), layout="constrained",
+                             sharey=True, squeeze=False)
+    colors = dict(zip(METHOD_LABELS, sns.color_palette(PALETTE, len(METHOD_LABELS))))
+    for ax, m in zip(axes[0], methods):
+        table = summary["tuning"][m]
+        tries = {t["run"]: t for rnd in table["rounds"] for t in rnd}  # the last round holds the most seeds
+        names = [t["run"] for t in table["rounds"][0]]
+        for i, run in enumerate(names):
+            vals = list(tries[run]["val_acc"].values())
+            ax.scatter([i] * len(vals), vals, s=12, color=colors[m], alpha=0.6)
+            ax.plot([i - 0.3, i + 0.3], [np.mean(vals)] * 2, color=colors[m], lw=2)
+            if run == table["run"]:
+                ax.plot(i, np.mean(vals), "o", ms=15, mfc="none", mec="k")
+                if table.get("two_se"):
+                    ax.axhspan(np.mean(vals) - table["two_se"], np.mean(vals), color="0.85", zorder=0)
+        ax.set_xticks(range(len(names)), [weights_label(tries[r]["method"]) for r in names], rotation=35, ha="right",
+                      fontsize=7)
+        ax.set_title(METHOD_LABELS.get(m, m), fontsize=10)
+        sns.despine(ax=ax)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    return fig
+
+
+def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt.Figure:
+    """The paired differences of test accuracy (``summary["paired"]``, "a - b" -> mean, 95% CI, per-seed values):
+    one row each, the interval coloured by what it shows (above 0, below 0, or containing 0)."""
+    names = contrasts or list(summary["paired"])
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(names) + 1.3), layout="constrained")
+    up, down, none = sns.color_palette(PALETTE)[2], sns.color_palette(PALETTE)[3], "0.5"
+    for row, name in enumerate(reversed(names)):
+        d = summary["paired"][name]
+        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+        color = up if lo > 0 else down if hi < 0 else none
+        ax.plot([lo, hi], [row, row], color=color, lw=3, solid_capstyle="butt")
+        ax.plot(d["mean"], row, "o", color=color, ms=7)
+        ax.scatter(d["diffs"], [row + 0.22] * len(d["diffs"]), s=9, color=color, alpha=0.5)
+    a_b = [n.split(" - ") for n in reversed(names)]
+    ax.set_yticks(range(len(names)), [f"{METHOD_LABELS.get(a, a)} − {METHOD_LABELS.get(b, b)}" for a, b in a_b])
+    ax.axvline(0, color="0.3", lw=1)
+    ax.set_xlabel("test accuracy difference, points (paired over seeds; 95% CI)")
+    n = max(summary["paired"][k]["n"] for k in names)
+    ax.set_title(f"paired differences: {summary['teacher']} -> {summary['student']}, {summary['data']}, "
+                 f"{n} seeds", fontsize=9)
+    sns.despine(ax=ax)
     return fig

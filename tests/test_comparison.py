@@ -154,3 +154,18 @@ def test_fkd_tries_its_regulariser_at_the_lambda_chosen_without_it_and_fr_only_c
     fkd = Method("fkd", lam_kd=300.0, lam_fr=1e-3, fr_squared=False)
     (fr,) = comparison.candidates("fr", tuning, {"fkd": fkd})
     assert fr.name == "fr" and fr.lam_fr == 1e-3 and not fr.fr_squared and not fr.needs_teacher
+
+
+@pytest.mark.parametrize("squared", [True, False])
+def test_the_fr_only_control_is_cross_entropy_plus_the_regulariser_and_needs_no_teacher(squared):
+    from fkdlib.methods import loss_terms
+
+    torch.manual_seed(0)
+    h, logits, y = torch.randn(16, 8, dtype=torch.float64), torch.randn(16, 5, dtype=torch.float64), \
+        torch.randint(0, 5, (16,))
+    terms = loss_terms(Method("fr", lam_fr=0.03, fr_squared=squared), [h], logits, y, teacher_outputs=[])
+    norms = torch.sqrt((h ** 2).sum(1))
+    want_fr = 0.03 * (norms ** 2 if squared else norms).mean()
+    assert set(terms) == {"ce", "fr"}
+    assert torch.allclose(terms["fr"], want_fr) and torch.allclose(terms["ce"], torch.nn.functional.cross_entropy(logits, y))
+    assert Method("fr").lam_kd == 0.0 and not Method("fr").needs_teacher

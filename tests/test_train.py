@@ -53,9 +53,10 @@ def test_every_method_distils_from_a_saved_teacher(teacher_run, tmp_path, method
     rec = train("resnet8", train_d, test_d, RECIPE, tmp_path, method=Method(method), teachers=[teacher],
                 seed=1, progress=False)
     last = rec["result"]["final"]
-    term = {"kd": "train_kd", "rkd": "train_rkd", "sp": "train_sp", "fkd": "train_fkd", "fkd-nofr": "train_fkd"}[method]
+    term = {"kd": "train_kd", "rkd": "train_rkd", "sp": "train_sp", "fkd": "train_fkd", "fkd-nofr": "train_fkd",
+            "fr": "train_fr"}[method]
     assert last[term] > 0 and "kernel_alignment" in last
-    assert ("train_fr" in last) == (method == "fkd")
+    assert ("train_fr" in last) == (method in ("fkd", "fr"))
 
 
 def test_fkd_raises_kernel_alignment_over_plain_training(teacher_run, tmp_path):

@@ -4,9 +4,12 @@
     python -m fkdlib distill --model vgg8 --teacher runs/vgg13/model.pt --method fkd --dataset cifar100 --out runs/fkd
     python -m fkdlib evaluate --checkpoint runs/fkd/model.pt --dataset cifar100
     python -m fkdlib experiment method_comparison --scale lite
+    python -m fkdlib resave runs/old/model.pt
 
 Every run writes ``<out>/result.json`` (metrics and provenance) after each epoch, ``<out>/checkpoints/last.pt``
 (``--resume`` continues from it) and ``<out>/model.pt`` at the end. Errors come back as one line.
+Model files are read with ``weights_only=True`` (``fkdlib.safe_load``): a file that could run code is refused
+unless ``--trust-checkpoint`` is given; ``resave`` rewrites one you trust as plain data, once.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--kd-data", help="dataset for the distillation term's own batches (e.g. stl10)")
     distill.add_argument("--kd-split", default="train", help="split of --kd-data (e.g. unlabeled; default train)")
     distill.add_argument("--kd-batch-size", type=int, help="batch size of the distillation term (STL-10 recipe: 512)")
+    _add_trust(distill, "the --teacher files")
 
     ev = sub.add_parser("evaluate", help="test accuracy of a saved model")
     ev.add_argument("--checkpoint", required=True, metavar="PATH", help="a model file (ours or RepDistiller's)")
@@ -53,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(ev)
     ev.add_argument("--split", default="test", help="split to evaluate on (default test)")
     ev.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    _add_trust(ev, "the --checkpoint file")
     exp = sub.add_parser("experiment", help="run (or resume) one of the paper's experiments as a grid of runs")
     exp.add_argument("name", choices=["method_comparison", "fkd_in_practice", "ensemble_size", "cross_dataset"], help="which experiment")
     exp.add_argument("--scale", choices=["smoke", "lite", "full"], help="size (default $FKD_SCALE, else lite)")
@@ -62,7 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--precision", choices=PRECISIONS, default="auto",
                      help="method_comparison / fkd_in_practice: the networks' arithmetic (default auto: bf16 where native; "
                           "fp32 is faster on CPUs whose bf16 convolutions are slow)")
+    resave = sub.add_parser("resave", help="rewrite model files as plain data that loads with weights_only=True")
+    resave.add_argument("paths", nargs="+", metavar="PATH", help="model files or checkpoints, rewritten in place")
+    _add_trust(resave, "these files")
     return p
+
+
+def _add_trust(p, what):
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help=f"load {what} even if unpickling them could run code (only for files you trust; "
+                        f"by default such a file is refused)")
 
 
 def _add_data(p):
@@ -108,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> dict:
+    if args.command == "resave":
+        from .safe_load import resave
+        return {"resaved": [resave(p, trust=args.trust_checkpoint) for p in args.paths]}
     from .data import load_train_test
     from .device import get_device
     from .teachers import load_teacher
@@ -122,8 +139,8 @@ def _run(args) -> dict:
     classes = [int(c) if c.strip().isdigit() else c.strip() for c in args.classes.split(",")] if args.classes else None
     if args.command == "evaluate":
         from .loader import DeviceLoader
+        t = load_teacher(args.checkpoint, arch=args.arch, num_classes=None, device=device, trust=args.trust_checkpoint)
         _, test = load_train_test(args.dataset, args.data_dir, args.download, classes=classes, test_split=args.split)
-        t = load_teacher(args.checkpoint, arch=args.arch, num_classes=None, device=device)
         loader = DeviceLoader(test.X, test.y, 512, train=False, mean=test.mean, std=test.std, device=device)
         return {"checkpoint": args.checkpoint, "dataset": test.label, "split": args.split,
                 "accuracy": evaluate_accuracy(t.model, loader)}
@@ -132,15 +149,15 @@ def _run(args) -> dict:
                         milestones=args.milestones, weight_decay=args.weight_decay, train_subset=args.train_subset,
                         test_subset=args.test_subset,
                         kd_batch_size=getattr(args, "kd_batch_size", None))
-    train_d, test_d = load_train_test(args.dataset, args.data_dir, args.download, classes=classes)
     method, teachers, kd_data = Method("none"), [], None
-    if args.command == "distill":
+    if args.command == "distill":  # the teachers first: a file that is refused stops the run before any data load
         method = Method(args.method, lam_kd=args.lam_kd, lam_fr=args.lam_fr)
-        teachers = [load_teacher(p, arch=args.teacher_arch, dataset=args.teacher_dataset, device=device)
-                    for p in args.teacher]
-        if args.kd_data:
-            from .data import load_dataset
-            kd_data = load_dataset(args.kd_data, args.data_dir, split=args.kd_split, download=args.download)
+        teachers = [load_teacher(p, arch=args.teacher_arch, dataset=args.teacher_dataset, device=device,
+                                 trust=args.trust_checkpoint) for p in args.teacher]
+    train_d, test_d = load_train_test(args.dataset, args.data_dir, args.download, classes=classes)
+    if getattr(args, "kd_data", None):
+        from .data import load_dataset
+        kd_data = load_dataset(args.kd_data, args.data_dir, split=args.kd_split, download=args.download)
     record = train(args.model, train_d, test_d, recipe, args.out, method=method, teachers=teachers, seed=args.seed,
                    resume=args.resume, overwrite=args.overwrite, kd_data=kd_data, device=device,
                    progress=False if args.quiet else None, precision=args.precision, compile=args.compile)

@@ -1,16 +1,17 @@
 """Saving trained networks and loading them back as frozen teachers.
 
 A saved model is a dict whose ``"model"`` entry is the state_dict, as RepDistiller's checkpoints are,
-so both load the same way; ours also record the architecture, the label space and provenance.
+so both load the same way; ours also record the architecture, the label space and provenance. Both are
+read through ``fkdlib.safe_load``, which refuses a file that could run code unless ``trust=True``.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from . import safe_load as _safe
 from .models import create_model
 
 
@@ -36,19 +37,18 @@ class Teacher:
 
 def save_model(path: str | Path, model: torch.nn.Module, arch: str, dataset: str, classes: list[str],
                extra: dict | None = None) -> Path:
-    """Write ``{"model": state_dict, "arch", "dataset", "classes", ...}`` atomically (a RepDistiller-style file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``{"model": state_dict, "arch", "dataset", "classes", ...}`` atomically (a RepDistiller-style file)
+    as plain data (``fkdlib.safe_load.save``), so it loads with ``weights_only=True``."""
     record = {"model": model.state_dict(), "arch": arch, "dataset": dataset, "classes": list(classes), **(extra or {})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
-    return path
+    return _safe.save(record, path)
 
 
 def load_teacher(path: str | Path, arch: str | None = None, dataset: str | None = None,
-                 num_classes: int | None = None, device: torch.device | str = "cpu") -> Teacher:
+                 num_classes: int | None = None, device: torch.device | str = "cpu", trust: bool = False) -> Teacher:
     """Load a frozen teacher from one of our model files or a RepDistiller checkpoint.
+
+    The file is read with ``weights_only=True`` (``fkdlib.safe_load``): one that could run code when
+    unpickled is refused, naming it, unless ``trust=True`` says you trust where it came from.
 
     For a RepDistiller file (``{"model": state_dict, ...}`` only), ``arch`` defaults to what
     RepDistiller's own ``get_teacher_name`` reads from the folder name (``.../resnet32x4_vanilla/ckpt.pth``
@@ -57,7 +57,7 @@ def load_teacher(path: str | Path, arch: str | None = None, dataset: str | None 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"teacher checkpoint not found: {path}")
-    record = torch.load(path, map_location="cpu", weights_only=False)
+    record = _safe.safe_load(path, trust=trust)
     if not isinstance(record, dict) or "model" not in record:
         raise ValueError(f"{path} is not a checkpoint dict with a 'model' entry (got {type(record).__name__})")
     state = record["model"]

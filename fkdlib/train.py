@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import amp
+from . import safe_load as _safe
 from .checks import finite_checks
 from .data import per_class_indices
 from .device import get_device
@@ -351,15 +352,14 @@ def _stop_if_not_finite(stats: EpochStats, epoch, ckpt_path, state):
 
 
 def _save_checkpoint(path: Path, model, opt, sched, state, scaler) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), **state}, tmp)
-    tmp.replace(path)
+    """Write the resume checkpoint atomically, as plain data (tensors, numbers, lists, dicts: ``fkdlib.safe_load``)."""
+    _safe.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), **state}, path)
 
 
 def _load_checkpoint(path: Path, model, opt, sched, scaler) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    """Restore a resume checkpoint, read with ``weights_only=True`` (one that could run code is refused)."""
+    ckpt = _safe.safe_load(path)
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])

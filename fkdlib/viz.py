@@ -285,7 +285,7 @@ def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt
     a_b = [n.split(" - ") for n in reversed(names)]
     ax.set_yticks(range(len(names)), [f"{METHOD_LABELS.get(a, a)} − {METHOD_LABELS.get(b, b)}" for a, b in a_b])
     ax.axvline(0, color="0.3", lw=1)
-    ax.set_xlabel("test accuracy difference, points (paired over seeds; 95% CI)")
+    ax.set_xlabel("difference in test accuracy (points), 95% CI")
     n = max(summary["paired"][k]["n"] for k in names)
     ax.set_title(f"paired differences: {summary['teacher']} -> {summary['student']}, {summary['data']}, "
                  f"{n} seeds", fontsize=9)

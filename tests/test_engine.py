@@ -126,8 +126,8 @@ def test_resume_is_exact_in_every_precision(tmp_path, precision):
     resumed = train("resnet8", train_d, test_d, get_recipe("smoke", epochs=2, batch_size=12, train_subset=0),
                     tmp_path / "cut", resume=True, **kw)
     assert resumed["provenance"]["config"]["engine"]["precision"] == precision
-    a = torch.load(tmp_path / "full" / MODEL, weights_only=False)["model"]
-    b = torch.load(tmp_path / "cut" / MODEL, weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / MODEL, weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / MODEL, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["result"]["history"] == [dict(h, wall_time_s=r["wall_time_s"]) for h, r in
                                             zip(full["result"]["history"], resumed["result"]["history"])]

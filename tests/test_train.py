@@ -114,8 +114,8 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_weights(teacher_run, 
     with pytest.raises(FileExistsError, match="resume=True"):
         train("resnet8", train_d, test_d, recipe, tmp_path / "cut", **kw)
     resumed = train("resnet8", train_d, test_d, recipe, tmp_path / "cut", resume=True, **kw)
-    a = torch.load(tmp_path / "full" / MODEL, weights_only=False)["model"]
-    b = torch.load(tmp_path / "cut" / MODEL, weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / MODEL, weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / MODEL, weights_only=True)["model"]
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"
     assert [h["train_loss"] for h in resumed["result"]["history"]] == [h["train_loss"] for h in full["result"]["history"]]
@@ -127,12 +127,12 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(teac
     train_d, test_d = _data()
     train("resnet8", train_d, test_d, get_recipe("smoke", epochs=1, batch_size=16, train_subset=0), tmp_path,
           method=Method("fkd"), teachers=[teacher], progress=False)
-    good = torch.load(tmp_path / CHECKPOINT, weights_only=False)["model"]
+    good = torch.load(tmp_path / CHECKPOINT, weights_only=True)["model"]
     bad_recipe = get_recipe("smoke", epochs=2, batch_size=16, train_subset=0, lr=1e30)
     with pytest.raises(FloatingPointError, match=r"non-finite loss detected in epoch 2 at step \d+.*epoch 1"):
         train("resnet8", train_d, test_d, bad_recipe, tmp_path, method=Method("fkd", lam_kd=1e30),
               teachers=[teacher], resume=True, progress=False)
-    kept = torch.load(tmp_path / CHECKPOINT, weights_only=False)["model"]
+    kept = torch.load(tmp_path / CHECKPOINT, weights_only=True)["model"]
     assert all(torch.equal(good[k], kept[k]) for k in good)
 
 

@@ -1,4 +1,4 @@
-"""The method comparison (PAPER.md §3.1, issue 13's protocol): weights chosen on validation, then paired seeds.
+"""The method comparison (docs/paper.md §3.1, issue 13's protocol): weights chosen on validation, then paired seeds.
 
 1. One teacher (``teacher_<arch>/``).
 2. Tuning: every candidate weight of every method trains on the students' set with seed 0 and is scored on

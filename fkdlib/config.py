@@ -39,7 +39,7 @@ _SIZES = {
 
 _METHODS = ["none", "kd", "rkd", "sp", "fkd-nofr", "fkd", "fr"]
 
-# notebook 04 / PAPER.md §3.1: one teacher; per method, weights chosen on a held-out validation split (seed 0, more
+# notebook 04 / docs/paper.md §3.1: one teacher; per method, weights chosen on a held-out validation split (seed 0, more
 # seeds where the winner's margin is under twice the validation standard error), then paired seeds of the choice.
 # tuning: KD, RKD and SP at these multiples of RepDistiller's weight; FKD's lambda_KD (FKD without FR: the same at
 # lambda_FR 0), then lambda_FR and the FR form at the chosen lambda_KD; "fr" is the FR-only control (no kernel term)
@@ -72,7 +72,7 @@ _SIZES["method_comparison"] = {
 }
 
 
-# notebook 02 / PAPER.md §2: the multi-view simulation. The data model and the net (fkdlib.theory_data's
+# notebook 02 / docs/paper.md §2: the multi-view simulation. The data model and the net (fkdlib.theory_data's
 # MultiViewSpec, the notebook's parameters) are the same at every scale; the scales change how many nets and
 # test points (smoke also cuts the steps: it proves the code path and claims nothing)
 _SIZES["theory"] = {
@@ -91,7 +91,7 @@ _SIZES["fkd_in_practice"] = {"smoke": dict(lams=[100.0]), "lite": dict(lams=[10.
                              "full": dict(lams=[10.0, 100.0, 300.0, 1000.0])}
 
 
-# notebook 05 / PAPER.md §3.2: one architecture for every teacher and student, E teachers
+# notebook 05 / docs/paper.md §3.2: one architecture for every teacher and student, E teachers
 _SIZES["ensemble_size"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=5, image_size=16), arch="resnet8",
                   preset="smoke", E=[1, 2], seeds=[0, 1], recipe=dict(epochs=2, train_subset=0)),
@@ -106,7 +106,7 @@ _SIZES["ensemble_size"] = {
 }
 
 
-# notebook 06 / PAPER.md §3.3: a teacher on one label space, students on another; lambda_KD tuned on validation
+# notebook 06 / docs/paper.md §3.3: a teacher on one label space, students on another; lambda_KD tuned on validation
 _SIZES["cross_dataset"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=6, image_size=16), teacher="resnet14",
                   student="resnet8", teacher_classes=[0, 1, 2], student_classes=[3, 4, 5], preset="smoke",

@@ -1,4 +1,4 @@
-"""One function per paper experiment (PAPER.md §3); ``python -m fkdlib experiment NAME --scale ...`` calls them.
+"""One function per paper experiment (docs/paper.md §3); ``python -m fkdlib experiment NAME --scale ...`` calls them.
 
 Each runs a grid of (method, seed) runs through ``fkdlib.train.train``: a finished run (its
 ``result.json`` says done) is skipped, a killed one resumes from its checkpoint. Every run has its own
@@ -34,7 +34,7 @@ def experiment_dir(name: str, scale: str) -> Path:
 
 def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
                       precision: str = "auto") -> dict:
-    """PAPER.md §3.1 at our scale (``fkdlib.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
+    """docs/paper.md §3.1 at our scale (``fkdlib.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
     FR, FKD, FR only) weights chosen on a held-out validation split, then paired seeds of the chosen weights.
 
     Returns the summary (also written to ``summary.json``): the teacher, the protocol checks, every tuning table,
@@ -64,7 +64,7 @@ def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progr
 
 
 def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
-    """PAPER.md §3.2 at our scale: one architecture for every teacher and student; E teachers, E in ``cfg["E"]``.
+    """docs/paper.md §3.2 at our scale: one architecture for every teacher and student; E teachers, E in ``cfg["E"]``.
 
     Trains max(E) teachers (seeds 100, 101, ...), then per E and seed a KD and an FKD student of the first
     E teachers, and students without distillation; records each teacher ensemble's own accuracy (mean of
@@ -117,7 +117,7 @@ def summarize_ensemble_size(scale: str) -> dict:
 
 
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:
-    """PAPER.md §3.3 at our scale: a teacher trained on one label space distils into students on another.
+    """docs/paper.md §3.3 at our scale: a teacher trained on one label space distils into students on another.
 
     As the paper did: for each label-free method, lambda_KD and the learning rate are chosen on a held-out
     validation split of the students' training set (``cfg["val_size"]`` images; the multipliers

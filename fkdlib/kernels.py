@@ -1,4 +1,4 @@
-"""Feature kernels (PAPER.md §1; He & Ozay 2022, Sec. 3).
+"""Feature kernels (docs/paper.md §1; He & Ozay 2022, Sec. 3).
 
 A trained network is a data-dependent kernel machine: with h(x) the penultimate representation
 that feeds the linear classifier, k(x, x') = <h(x), h(x')>. Over a minibatch of B inputs this is a
@@ -27,7 +27,7 @@ def feature_kernel(h: torch.Tensor, normalize: bool = True) -> torch.Tensor:
 
 
 def ensemble_kernel(hs: Sequence[torch.Tensor], normalize: bool = True) -> torch.Tensor:
-    """The mean of the feature kernels of E networks on the same batch (PAPER.md §1, ensembles).
+    """The mean of the feature kernels of E networks on the same batch (docs/paper.md §1, ensembles).
 
     Widths may differ between networks; batch sizes may not.
     """

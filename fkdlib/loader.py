@@ -1,7 +1,7 @@
 """The training engine's data loader: the whole data set as uint8 on the device, augmented there.
 
 Why not ``torch.utils.data.DataLoader`` + torchvision transforms? The recipe we follow is RepDistiller's
-CIFAR training transform (PAPER.md §3.4)::
+CIFAR training transform (docs/paper.md §3.4)::
 
     transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                         transforms.ToTensor(), transforms.Normalize(mean, std)])

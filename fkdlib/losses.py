@@ -1,4 +1,4 @@
-"""Distillation losses: FKD (PAPER.md §1) and the KD, RKD, SP baselines as RepDistiller defines them (§4).
+"""Distillation losses: FKD (docs/paper.md §1) and the KD, RKD, SP baselines as RepDistiller defines them (§4).
 
 Every loss treats its teacher arguments as constants: they are detached, so no gradient reaches a
 teacher. Student arguments come first.
@@ -22,7 +22,7 @@ def fkd_loss(
     normalize: bool = True,
     include_diagonal: bool = False,
 ) -> torch.Tensor:
-    """Feature Kernel Distillation distance D(k_S, k_T) (He & Ozay 2022, Sec. 3; PAPER.md §1).
+    """Feature Kernel Distillation distance D(k_S, k_T) (He & Ozay 2022, Sec. 3; docs/paper.md §1).
 
     The mean over the B(B-1) pairs i != j of (rho_S(x_i, x_j) - rho_T(x_i, x_j))^2, where rho is the
     normalised feature kernel and rho_T = mean_e rho_{T_e} when ``h_teacher`` is a list of E teachers'
@@ -43,7 +43,7 @@ def fkd_loss(
 
 
 def feature_norm_penalty(h: torch.Tensor, squared: bool = True) -> torch.Tensor:
-    """The feature regulariser FR (PAPER.md §1): mean over the batch of ||h||^2, or of ||h|| if ``squared=False``."""
+    """The feature regulariser FR (docs/paper.md §1): the batch mean of ||h||^2, or of ||h|| if ``squared=False``."""
     h = checks.features(h, "h", min_batch=1)
     sq_norms = h.pow(2).sum(dim=1)
     return sq_norms.mean() if squared else sq_norms.sqrt().mean()
@@ -70,7 +70,7 @@ def kd_loss(logits_student: torch.Tensor, logits_teacher: Features, T: float = 4
 
 
 def rkd_loss(f_student: torch.Tensor, f_teacher: torch.Tensor, w_dist: float = 25.0, w_angle: float = 50.0) -> torch.Tensor:
-    """Relational KD (Park et al. 2019) exactly as RepDistiller's ``RKDLoss`` (PAPER.md §4).
+    """Relational KD (Park et al. 2019) exactly as RepDistiller's ``RKDLoss`` (docs/paper.md §4).
 
     Distance term: pairwise Euclidean distances, each net's divided by the mean of its non-zero
     distances, compared with smooth-L1. Angle term: cosines between difference vectors over all
@@ -88,7 +88,7 @@ def rkd_loss(f_student: torch.Tensor, f_teacher: torch.Tensor, w_dist: float = 2
 
 
 def sp_loss(g_student: Features, g_teacher: Features) -> torch.Tensor:
-    """Similarity-Preserving KD (Tung & Mori 2019) exactly as RepDistiller's ``Similarity`` (PAPER.md §4).
+    """Similarity-Preserving KD (Tung & Mori 2019) exactly as RepDistiller's ``Similarity`` (docs/paper.md §4).
 
     Each feature map is flattened to (B, C*H*W); G = F F^T with each row L2-normalised; the loss is
     ||G_T - G_S||_F^2 / B^2. Lists of feature maps are paired in order and their losses summed.

@@ -1,7 +1,7 @@
 """Distillation methods as loss recipes: which features each uses and with what weights.
 
 Every method's loss is ``gamma * CE + (its distillation terms)``, with RepDistiller's weights for the
-baselines (PAPER.md §4) and the paper's for FKD (§1):
+baselines (docs/paper.md §4) and the paper's for FKD (§1):
 
 ========== ======== =====================================================================
 method     gamma    distillation terms (student features vs the teachers')

@@ -1,4 +1,4 @@
-"""The paper's published numbers (He & Ozay 2022), copied from PAPER.md, for display beside ours only.
+"""The paper's published numbers (He & Ozay 2022), copied from docs/paper.md, for display beside ours only.
 
 These are references, never results of this repository: every plot or table that shows them labels
 them as the paper's, and our own numbers come from results/.

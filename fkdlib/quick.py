@@ -1,4 +1,4 @@
-"""A few-step, in-memory loop for the quickstart: cross-entropy, optionally plus FKD (PAPER.md §1).
+"""A few-step, in-memory loop for the quickstart: cross-entropy, optionally plus FKD (docs/paper.md §1).
 
 L = CE(student) + lam_kd * fkd_loss(h_S, [h_T1..h_TE]) + lam_fr * feature_norm_penalty(h_S).
 

@@ -1,4 +1,4 @@
-"""Training recipes (PAPER.md §3.4): the paper's, RepDistiller's, and our smoke and lite sizes.
+"""Training recipes (docs/paper.md §3.4): the paper's, RepDistiller's, and our smoke and lite sizes.
 
 Any field can be overridden: ``get_recipe("paper", epochs=10)``.
 """

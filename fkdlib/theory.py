@@ -1,4 +1,4 @@
-"""The network, training and measurements of the multi-view simulation (PAPER.md §2; He & Ozay 2022,
+"""The network, training and measurements of the multi-view simulation (docs/paper.md §2; He & Ozay 2022,
 Theorems 1-2, which extend Allen-Zhu & Li 2020). The data model is in ``fkdlib.theory_data``.
 
 The network is Allen-Zhu & Li's two-layer convolutional net: class c owns m neurons w[c, r] in R^d, shared
@@ -8,7 +8,7 @@ over the P patches, and
     F_c(X)     = scale * sum_r h[c, r](X)            (the logits: a fixed, not learned, sum per class)
 
 with the smoothed ReLU ``smoothed_relu``. Many such nets are trained at once as one batch of weights
-W (B, k*m, d) with full-batch gradient descent, plain or with the FKD term of PAPER.md §1 computed on a fresh
+W (B, k*m, d) with full-batch gradient descent, plain or with the FKD term of docs/paper.md §1 computed on a fresh
 unlabelled batch of ``pool`` points per step against each student's own teacher ensemble.
 """
 from __future__ import annotations
@@ -128,7 +128,7 @@ def train(nets: Nets, data: MultiViewData, steps: int, lr: float, *, views: torc
           progress: bool | None = None) -> dict:
     """Full-batch gradient descent on mean cross-entropy (+ lam_kd * FKD), updating ``nets.W`` in place.
 
-    FKD (PAPER.md §1): per step, draw ``kd_batch`` points of the unlabelled ``pool`` (n_pool, P, d) (the paper's
+    FKD (docs/paper.md §1): per step, draw ``kd_batch`` points of the unlabelled ``pool`` (n_pool, P, d) (the paper's
     separate KD batch) and add, for each student b with ``lam_kd[b] > 0``, ``lam_kd[b] * fkd_loss(h_b, T_b)``
     where ``teacher_feats[b]`` holds the teacher ensemble's pool features: one (n_pool, D) tensor (an ensemble
     as one net, its features concatenated) or a list of them (``fkd_loss`` then averages their kernels).

@@ -1,4 +1,4 @@
-"""The multi-view data model of PAPER.md §2, after Allen-Zhu & Li (2020), "Towards Understanding Ensemble,
+"""The multi-view data model of docs/paper.md §2, after Allen-Zhu & Li (2020), "Towards Understanding Ensemble,
 Knowledge Distillation and Self-Distillation in Deep Learning" (their Sec. 2 / Def. 2.1-2.3), simplified.
 
 Each of the k classes owns two orthonormal *views* v[c, 0], v[c, 1] in R^d (2k orthonormal vectors in all).
@@ -13,7 +13,7 @@ An input is P patches x_1..x_P in R^d, each with Gaussian noise N(0, sigma_p^2 I
 
 A network that learned only view 0 of class y still classifies every multi-view point of y, but a
 single-view point showing only view 1 is then decided by its feature noise: this is how the "lottery"
-costs test accuracy (PAPER.md §2).
+costs test accuracy (docs/paper.md §2).
 """
 from __future__ import annotations
 

@@ -205,7 +205,7 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
 
 
 def tuning_grid(summary: dict) -> plt.Figure:
-    """Validation accuracy of every (weight multiplier, lr) pair tried per method (PAPER.md §3.3's tuning): one
+    """Validation accuracy of every (weight multiplier, lr) pair tried per method (docs/paper.md §3.3's tuning): one
     panel per method, one line per lr, the chosen pair ringed, the best student without distillation dotted."""
     methods = [m for m in summary["tuning"] if m != "none"]
     lrs = sorted({t["lr"] for tries in summary["tuning"].values() for t in tries})

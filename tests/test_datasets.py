@@ -2,7 +2,6 @@
 import io
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +9,11 @@ import torch
 from PIL import Image
 
 import fkdlib.data.cifar10_jpeg as cifar10_jpeg
-from fkdlib.data import (CIFAR10_MEAN, DatasetNotFoundError, load_dataset, read_batch, to_float,
+from fkdlib.data import (CIFAR10_MEAN, DatasetNotFoundError, find_jpeg_copy, load_dataset, read_batch, to_float,
                          train_val_split)
 
 _USER_CACHE = os.environ.get("FKD_CACHE_DIR")
-REAL_JPEG_NPZ = Path("/work/shared/data/cifar10_jpeg_bytes.npz")
+REAL_JPEG_NPZ = find_jpeg_copy()   # the CIFAR-10 JPEG copy where load_real_images would find it, or None
 
 
 @pytest.fixture(autouse=True)
@@ -261,7 +260,7 @@ def test_synthetic_split_holdout_class_subset_and_stats():
 
 # ----------------------------------------------------------------------------------------------- the real file
 
-@pytest.mark.skipif(not REAL_JPEG_NPZ.exists(), reason=f"{REAL_JPEG_NPZ} is not on this machine")
+@pytest.mark.skipif(REAL_JPEG_NPZ is None, reason="the CIFAR-10 JPEG copy is not here (FKD_DATA_DIR)")
 def test_real_cifar10_jpeg_copy(monkeypatch):
     """The real 60,000 images: ~6 s the first time, then read from the user's cache (FKD_CACHE_DIR or
     ~/.cache/fkdlib), so it stays cheap."""

@@ -45,7 +45,7 @@ def test_ensemble_and_cross_dataset_tables_come_from_their_summaries(tmp_path, m
         write_record(tmp_path / "results" / name / "lite" / "summary.json", summary, provenance(seed=0))
     text = report.results_markdown("lite")
     assert "Method comparison" not in text  # no summary file, no table
-    # E = 8 row: our ensemble, KD and FKD, then the paper's values for E = 8 (PAPER.md §3.2)
+    # E = 8 row: our ensemble, KD and FKD, then the paper's values for E = 8 (docs/paper.md §3.2)
     assert "| 8 | 61.25 | 47.00 ± 0.50 (n=3) | 48.12 ± 0.50 (n=3) | 75.82 | 73.39 | 73.61 |" in text
     assert "No distillation: ours 40.00 ± 0.50 (n=3), the paper 70.56" in text
     assert "| FKD | x0.1, lr 0.05 | 62.00 ± 0.50 (n=3) |" in text

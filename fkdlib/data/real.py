@@ -1,8 +1,8 @@
-"""Real images for the notebooks, wherever they run: the CIFAR-10 JPEG copy if it is here, else CIFAR-10.
+"""Real images for the notebooks, wherever they run: the CIFAR-10 JPEG copy if one is found, else CIFAR-10.
 
-On the project's machines the only real image data is the lossy JPEG copy of CIFAR-10 (``cifar10_jpeg_bytes.npz``,
-results on it are "CIFAR-10 (JPEG q75 copy)"); on Colab or a laptop torchvision downloads the original.
-``load_real_images`` picks one and says which, so a notebook runs unchanged in both places.
+The JPEG copy (``cifar10_jpeg_bytes.npz``; results on it are "CIFAR-10 (JPEG q75 copy)") is a lossy offline copy of
+CIFAR-10 for a machine that cannot download, and you do not need it: without it, torchvision downloads the original
+(on Colab, on a laptop). ``load_real_images`` picks one and says which, so a notebook runs unchanged either way.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .common import DatasetNotFoundError, ImageData, data_root
 
 def jpeg_copy_candidates(root=None) -> list[Path]:
     """Where the JPEG copy is looked for, in order: ``root`` if given (the ``.npz`` or its folder), else
-    ``FKD_DATA_DIR`` and the repository's sibling ``../shared/data/``."""
+    ``FKD_DATA_DIR``, then a ``shared/data/`` folder beside the repository's own folder."""
     if root is not None:
         places = [Path(root)]
     else:
@@ -34,8 +34,9 @@ def load_real_images(split: str = "train", root=None, download: bool = True, ver
     """One split of real 32x32 images with 10 classes: the CIFAR-10 JPEG copy if found, else CIFAR-10.
 
     The JPEG copy is used if ``root`` (a ``.npz`` or a folder holding ``cifar10_jpeg_bytes.npz``) is it, or, with no
-    ``root``, if ``FKD_DATA_DIR`` or ``<repo>/../shared/data/`` holds it. Otherwise CIFAR-10 is read from ``root``
-    (default ``FKD_DATA_DIR``, else ``<repo>/data``) and downloaded there by torchvision if absent and ``download``.
+    ``root``, if ``FKD_DATA_DIR`` or the ``shared/data/`` folder beside the repository holds it. Otherwise CIFAR-10
+    is read from ``root`` (default ``FKD_DATA_DIR``, else ``<repo>/data``) and downloaded there by torchvision if
+    absent and ``download``.
     The returned ``ImageData.label`` names what was loaded ("CIFAR-10 (JPEG q75 copy)" or "CIFAR-10"); with ``verbose``
     one line says it and where it came from.
     """

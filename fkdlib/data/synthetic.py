@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# RepDistiller's CIFAR-100 normalisation (PAPER.md §3.4)
+# RepDistiller's CIFAR-100 normalisation (docs/paper.md §3.4)
 CIFAR100_MEAN = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD = (0.2675, 0.2565, 0.2761)
 

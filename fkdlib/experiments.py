@@ -21,7 +21,7 @@ from .methods import Method
 from .paths import results_dir
 from .progress import bar
 from .recipes import get_recipe
-from .results import load_result, mean_ci95, provenance, write_record
+from .results import load_result, mean_ci95, paired_ci95, provenance, write_record
 from .loader import DeviceLoader
 from .teachers import load_teacher
 from .train import MODEL, RECORD, ensemble_accuracy, train
@@ -57,10 +57,36 @@ def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progr
     grid = comparison.Grid(scale, experiment_dir("method_comparison", scale))
     chosen, _, _ = grid.choices()
     seeds = grid.seeds[:grid.cfg.get("study_seeds", 3)]
-    runs = {"no distillation": chosen["none"], "FR only": chosen["fr"], "FKD (chosen weights)": chosen["fkd"]}
+    runs = {label: chosen[m] for label, m in [("no distillation", "none"), ("FR only", "fr"),
+                                              ("FKD (chosen weights)", "fkd")] if m in chosen}
     runs.update({f"FKD without FR, lambda_KD={m.lam_kd:g}": m
                  for m in comparison.candidates("fkd-nofr", grid.tuning, chosen)})
-    return {label: {s: grid.record(m, s) for s in seeds} for label, m in runs.items()}
+    records = {label: {s: grid.record(m, s) for s in seeds} for label, m in runs.items()}
+    _summarize_fkd_in_practice(scale, grid, runs, records)
+    return records
+
+
+def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> None:
+    """``results/fkd_in_practice/<scale>/summary.json``: per run label its weights, run folders, test accuracy per
+    seed (mean, 95% CI), final kernel distance and feature norm, and its paired difference from the plain student."""
+    def acc(label):
+        return {s: 100 * r["result"]["final"]["test_acc"] for s, r in records[label].items() if r is not None}
+
+    rows = {}
+    for label, method in runs.items():
+        finals = [r["result"]["final"] for r in records[label].values() if r is not None]
+        mean, ci = mean_ci95(list(acc(label).values())) if finals else (float("nan"), float("nan"))
+        rows[label] = {"method": method.to_dict(), "runs": [str(grid.run_dir(method, s).relative_to(grid.out))
+                                                            for s in records[label]],
+                       "test_acc": acc(label), "mean": mean, "ci95": ci,
+                       "kernel_distance": _mean([f.get("kernel_distance") for f in finals]),
+                       "feature_norm": _mean([f.get("feature_norm") for f in finals])}
+        if label != "no distillation" and finals:
+            rows[label]["minus_plain"] = paired_ci95(acc(label), acc("no distillation"))
+    write_record(experiment_dir("fkd_in_practice", scale) / "summary.json",
+                 {"experiment": "fkd_in_practice", "scale": scale, "runs_in": f"results/method_comparison/{scale}/",
+                  "rows": rows},
+                 provenance(config={"sizes": grid.cfg}))
 
 
 def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None) -> dict:

@@ -120,3 +120,15 @@ def test_a_finished_run_made_with_other_settings_is_not_silently_reused(tiny_gri
                               run_dir, method=Method("fkd"))
     with pytest.raises(RuntimeError, match="method.lam_kd"):
         experiments._run_once(None, None, None, recipe, run_dir, method=Method("fkd", lam_kd=1.0))
+
+
+def test_fkd_in_practice_reads_the_comparisons_runs_and_summarises_them_paired(tiny_grid):
+    records = experiments.fkd_in_practice("smoke", progress=False)
+    saved = json.loads((experiments.experiment_dir("fkd_in_practice", "smoke") / "summary.json").read_text())
+    rows = saved["result"]["rows"]
+    assert set(records) == set(rows) and "no distillation" in rows and "FKD without FR, lambda_KD=100" in rows
+    plain = {s: 100 * r["result"]["final"]["test_acc"] for s, r in records["no distillation"].items()}
+    fkd = {s: 100 * r["result"]["final"]["test_acc"] for s, r in records["FKD (chosen weights)"].items()}
+    diffs = rows["FKD (chosen weights)"]["minus_plain"]["diffs"]
+    assert diffs == pytest.approx([fkd[s] - plain[s] for s in sorted(plain)])
+    assert all(r.startswith("runs/") for row in rows.values() for r in row["runs"])

@@ -221,7 +221,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
                          "mean": mean, "ci95": ci, "n": len(recs),
                          "train_acc": _avg(100 * f["train_acc"] for f in finals),
                          "val_acc": _avg(100 * f["val_acc"] for f in finals),
-                         "train_ce": _avg(f.get("train_ce") for f in finals),
+                         "train_ce": _avg(f["train_ce"] / chosen[name].gamma for f in finals),  # unweighted
                          "kernel_distance": _avg(f.get("kernel_distance") for f in finals),
                          "kernel_alignment": _avg(f.get("kernel_alignment") for f in finals),
                          "feature_norm": _avg(f.get("feature_norm") for f in finals),

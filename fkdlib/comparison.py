@@ -239,6 +239,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
                             "plain_train_minus_test": (plain["train_acc"] - plain["mean"]) if plain else None,
                             "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None},
                "tuning": tables, "methods": methods, "paired": paired,
+               "order": {"methods": list(methods), "paired": list(paired)},  # the JSON file sorts its keys
                "runs": sorted(str(p.parent.relative_to(out)) for p in out.glob("runs/*/result.json"))}
     write_record(out / "summary.json", summary, provenance(config={"sizes": grid.cfg}))
     return summary

@@ -39,7 +39,9 @@ def _method_comparison(rec: dict, path: Path) -> str:
     rows = [f"| method | weights chosen on validation | ours: {s['teacher']} -> {s['student']}, {s['data']} | "
             f"paper (reference only): vgg13 -> vgg8, CIFAR-100 |", "|---|---|---|---|",
             f"| teacher | | {s['teacher_test_acc']:.2f} | {paper.METHOD_COMPARISON['rows']['teacher*'][col]:.2f} |"]
-    for m, r in s["methods"].items():
+    order = s.get("order", {})
+    for m in order.get("methods", s["methods"]):
+        r = s["methods"][m]
         key = m if m in paper.METHOD_COMPARISON["rows"] else f"{m}*"
         ref = paper.METHOD_COMPARISON["rows"].get(key, [None] * 4)[col]
         weights = weights_label(r["method"]) if "method" in r else ""
@@ -48,7 +50,8 @@ def _method_comparison(rec: dict, path: Path) -> str:
             "Test accuracy (%), mean ± 95% CI (Student t) over seeds. " + _source(path, rec["provenance"]))
     if s.get("paired"):
         diffs = ["| paired difference | mean [95% CI], points | what it shows |", "|---|---|---|"]
-        for name, d in s["paired"].items():
+        for name in order.get("paired", s["paired"]):
+            d = s["paired"][name]
             a, b = name.split(" - ")
             lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
             call = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"

@@ -239,7 +239,7 @@ def weights_label(method: Mapping) -> str:
         return fr
     if name.startswith("fkd"):
         return f"λ {method['lam_kd']:g}" + (f", {fr}" if fr else ", no FR")
-    return f"weight {method['lam_kd']:.3g}"
+    return f"weight {float(format(method['lam_kd'], '.3g')):g}"
 
 
 def validation_choices(summary: dict) -> plt.Figure:
@@ -287,7 +287,7 @@ def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt
     ax.axvline(0, color="0.3", lw=1)
     ax.set_xlabel("difference in test accuracy (points), 95% CI")
     n = max(summary["paired"][k]["n"] for k in names)
-    ax.set_title(f"paired differences: {summary['teacher']} -> {summary['student']}, {summary['data']}, "
-                 f"{n} seeds", fontsize=9)
+    ax.set_title(f"paired differences over {n} seeds\n{summary['teacher']} -> {summary['student']}, {summary['data']}",
+                 fontsize=9)
     sns.despine(ax=ax)
     return fig

@@ -23,7 +23,7 @@ from . import config
 from .comparison_data import comparison_data
 from .methods import Method
 from .recipes import get_recipe
-from .results import load_result, mean_ci95, paired_ci95, provenance, write_record
+from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
 
 # the paired differences every summary reports: (a, b) means a - b
 CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr"), ("fkd", "fr"),
@@ -219,13 +219,13 @@ def summarize(scale: str, out: Path | None = None) -> dict:
         mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
         methods[name] = {"run": run_name(chosen[name]), "method": chosen[name].to_dict(), "test_acc": by_seed[name],
                          "mean": mean, "ci95": ci, "n": len(recs),
-                         "train_acc": _avg(100 * f["train_acc"] for f in finals),
-                         "val_acc": _avg(100 * f["val_acc"] for f in finals),
-                         "train_ce": _avg(f["train_ce"] / chosen[name].gamma for f in finals),  # unweighted
-                         "kernel_distance": _avg(f.get("kernel_distance") for f in finals),
-                         "kernel_alignment": _avg(f.get("kernel_alignment") for f in finals),
-                         "feature_norm": _avg(f.get("feature_norm") for f in finals),
-                         "last_two_epochs_gain": _avg(_last_two_gain(r) for r in recs.values())}
+                         "train_acc": mean_present(100 * f["train_acc"] for f in finals),
+                         "val_acc": mean_present(100 * f["val_acc"] for f in finals),
+                         "train_ce": mean_present(f["train_ce"] / chosen[name].gamma for f in finals),  # unweighted
+                         "kernel_distance": mean_present(f.get("kernel_distance") for f in finals),
+                         "kernel_alignment": mean_present(f.get("kernel_alignment") for f in finals),
+                         "feature_norm": mean_present(f.get("feature_norm") for f in finals),
+                         "last_two_epochs_gain": mean_present(_last_two_gain(r) for r in recs.values())}
     paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
               if by_seed.get(a) and by_seed.get(b)}
     t_final = teacher["result"]["final"]
@@ -249,8 +249,3 @@ def _last_two_gain(rec: dict) -> float | None:
     """Test accuracy points added by the last two epochs (from the epoch before them to the end)."""
     accs = [h["test_acc"] for h in rec["result"]["history"] if "test_acc" in h]
     return 100 * (accs[-1] - accs[-3]) if len(accs) >= 3 else None
-
-
-def _avg(values) -> float:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else float("nan")

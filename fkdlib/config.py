@@ -86,11 +86,6 @@ _SIZES["theory"] = {
 }
 
 
-# notebook 03: FKD students of the method comparison's teacher at several lambda_KD (100 is shared with 04)
-_SIZES["fkd_in_practice"] = {"smoke": dict(lams=[100.0]), "lite": dict(lams=[10.0, 100.0, 1000.0]),
-                             "full": dict(lams=[10.0, 100.0, 300.0, 1000.0])}
-
-
 # notebook 05 / docs/paper.md §3.2: one architecture for every teacher and student, E teachers
 _SIZES["ensemble_size"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=5, image_size=16), arch="resnet8",

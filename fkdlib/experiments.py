@@ -7,7 +7,6 @@ folder under ``results/<experiment>/<scale>/`` and the summary is computed from 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import time
@@ -21,7 +20,7 @@ from .methods import Method
 from .paths import results_dir
 from .progress import bar
 from .recipes import get_recipe
-from .results import load_result, mean_ci95, paired_ci95, provenance, write_record
+from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
 from .loader import DeviceLoader
 from .teachers import load_teacher
 from .train import MODEL, RECORD, ensemble_accuracy, train
@@ -79,8 +78,8 @@ def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> N
         rows[label] = {"method": method.to_dict(), "runs": [str(grid.run_dir(method, s).relative_to(grid.out))
                                                             for s in records[label]],
                        "test_acc": acc(label), "mean": mean, "ci95": ci,
-                       "kernel_distance": _mean([f.get("kernel_distance") for f in finals]),
-                       "feature_norm": _mean([f.get("feature_norm") for f in finals])}
+                       "kernel_distance": mean_present(f.get("kernel_distance") for f in finals),
+                       "feature_norm": mean_present(f.get("feature_norm") for f in finals)}
         if label != "no distillation" and finals:
             rows[label]["minus_plain"] = paired_ci95(acc(label), acc("no distillation"))
     write_record(experiment_dir("fkd_in_practice", scale) / "summary.json",
@@ -332,11 +331,6 @@ def _run_lock(run_dir: Path, poll_s: float = 5.0, wait: bool = True):
         yield True
     finally:
         lock.unlink(missing_ok=True)
-
-
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else float("nan")
 
 
 EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice,

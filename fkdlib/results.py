@@ -105,6 +105,12 @@ def mean_ci95(values) -> tuple[float, float]:
     return mean, t * sd / n ** 0.5
 
 
+def mean_present(values) -> float:
+    """The mean of the values that are not None (NaN when there are none): a metric some runs did not record."""
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
 def paired_ci95(a: dict, b: dict) -> dict:
     """The paired difference ``a - b`` over the seeds both have (``{seed: value}`` each): per-seed
     differences, their mean and the half-width of its 95% Student-t interval, and the count.

@@ -101,28 +101,41 @@ _SIZES["ensemble_size"] = {
 }
 
 
-# notebook 06 / docs/paper.md §3.3: a teacher on one label space, students on another; lambda_KD tuned on validation
+# notebook 06 / docs/paper.md §3.3 (issue 14): a teacher on one label space, students on another, with the method
+# comparison's protocol: each method's weight, then its learning rate, chosen on a held-out validation split of the
+# students' images by comparison.choose (contenders get a second seed), then paired seeds of the choice. RKD and SP
+# try the multipliers of RepDistiller's weight, FKD the lambdas (the same multiples of its default 100, bracketing
+# the paper's), all at the recipe's lr; then the chosen weight at the other lrs, the plain student alike. FKD keeps
+# the feature regulariser the method comparison chose on validation (lambda_FR 0.001, ||h||: its summary.json).
+# "fkd-unlabelled": FKD with the chosen weights, its kernel term on its own batch of unlabelled images (STL-10 style).
+_CROSS_TUNING = dict(multipliers=[0.1, 0.3, 1.0, 3.0], fkd_lams=[10.0, 30.0, 100.0, 300.0],
+                     fkd_fr=dict(lam_fr=0.001, fr_squared=False), lrs=[0.05, 0.2], max_seeds=2)
 _SIZES["cross_dataset"] = {
     "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=6, image_size=16), teacher="resnet14",
                   student="resnet8", teacher_classes=[0, 1, 2], student_classes=[3, 4, 5], preset="smoke",
-                  methods=["rkd", "sp", "fkd"], lam_grid=[1.0], lr_grid=None, seeds=[0, 1], val_size=12,
-                  unlabelled_size=48, kd_batch_size=32, teacher_recipe=dict(epochs=2, train_subset=0),
-                  recipe=dict(epochs=2, train_subset=0, batch_size=8)),
-    # CIFAR-10 (JPEG q75 copy): a teacher on airplane/automobile/bird/cat/deer, students on dog/frog/horse/ship/truck
-    # (3,000 training images, 500 of them held out for choosing each method's lambda_KD multiplier and lr)
-    "lite": dict(dataset="cifar10-jpeg", teacher="resnet20", student="resnet8", teacher_classes=[0, 1, 2, 3, 4],
-                 student_classes=[5, 6, 7, 8, 9], student_subset=3000, preset="lite", methods=["rkd", "sp", "fkd"],
-                 lam_grid=[0.01, 0.1, 1.0, 10.0], lr_grid=[0.05, 0.1], seeds=[0, 1, 2], val_size=500,
-                 unlabelled_size=20000, kd_batch_size=256,
-                 teacher_recipe=dict(epochs=10, lr=0.1, milestones=(6, 9), train_subset=15000, test_subset=0),
-                 recipe=dict(epochs=8, lr=0.05, milestones=(5, 7), batch_size=64, train_subset=0, test_subset=0)),
+                  methods=["none", "rkd", "sp", "fkd", "fkd-unlabelled"], seeds=[0, 1], val_size=12, teacher_size=0,
+                  train_size=0, unlabelled_size=48, kd_batch_size=16,
+                  tuning=dict(_CROSS_TUNING, multipliers=[1.0], fkd_lams=[100.0], lrs=[0.05], max_seeds=1),
+                  teacher_recipe=dict(epochs=2, train_subset=0), student_recipe=dict(epochs=2, train_subset=0)),
+    # CIFAR-10 (JPEG q75 copy where the real one is absent): a resnet20 teacher on 10,000 images of airplane,
+    # automobile, bird, cat, deer; resnet8 students on 2,500 of dog, frog, horse, ship, truck (1,000 more held out
+    # for validation), with the method comparison's student recipe (30 epochs, decays at 15 and 23: it plateaus);
+    # the unlabelled pool is 20,000 training images of any class, the students' validation images excluded
+    "lite": dict(dataset="cifar10-real", teacher="resnet20", student="resnet8", teacher_classes=[0, 1, 2, 3, 4],
+                 student_classes=[5, 6, 7, 8, 9], preset="lite", methods=["none", "rkd", "sp", "fkd", "fkd-unlabelled"],
+                 seeds=[0, 1, 2], val_size=1000, teacher_size=10000, train_size=2500, unlabelled_size=20000,
+                 kd_batch_size=128, tuning=_CROSS_TUNING,
+                 teacher_recipe=dict(epochs=12, batch_size=128, lr=0.1, milestones=(6, 9), train_subset=0,
+                                     test_subset=0, eval_last=3),
+                 student_recipe=dict(epochs=30, batch_size=128, lr=0.1, milestones=(15, 23), train_subset=0,
+                                     test_subset=0, eval_last=3)),
     # the paper: a CIFAR-100 vgg13 teacher, vgg8 students on CIFAR-10 (STL-10 and Tiny-ImageNet alike)
     "full": dict(dataset="cifar10", teacher_dataset="cifar100", download=True, teacher="vgg13", student="vgg8",
-                 teacher_classes=None,
-                 student_classes=None, preset="paper", methods=["rkd", "sp", "fkd"], lam_grid=[0.1, 1.0, 10.0],
-                 lr_grid=[0.05, 0.1],
-                 seeds=[0, 1, 2, 3, 4], val_size=5000, unlabelled_size=50000, kd_batch_size=512,
-                 teacher_recipe=dict(train_subset=0), recipe=dict(train_subset=0)),
+                 teacher_classes=None, student_classes=None, preset="paper",
+                 methods=["none", "rkd", "sp", "fkd", "fkd-unlabelled"], seeds=[0, 1, 2, 3, 4], val_size=5000,
+                 teacher_size=0, train_size=0, unlabelled_size=50000, kd_batch_size=512,
+                 tuning=_CROSS_TUNING, teacher_recipe=dict(train_subset=0),
+                 student_recipe=dict(train_subset=0, eval_last=0)),
 }
 
 

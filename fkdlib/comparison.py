@@ -31,11 +31,12 @@ CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr")
 
 
 def run_name(method: Method) -> str:
-    """A run folder's name from the weights that matter: ``none``, ``kd_w0.9``, ``fkd_w100_fr0.01sq``, ``fr_fr0.001norm``."""
+    """A run folder's name from the weights that matter: ``none``, ``kd_w0.9``, ``fkd_w100_fr0.01sq``, ``fr_fr0.001norm``
+    (``..._concat``: FKD on the kernel of the teachers' concatenated features)."""
     name = method.name if method.name in ("none", "fr") else f"{method.name}_w{float(f'{method.lam_kd:.3g}'):g}"
     if method.lam_fr > 0:
         name += f"_fr{method.lam_fr:g}{'sq' if method.fr_squared else 'norm'}"
-    return name
+    return name + ("_concat" if method.ensemble == "concat" else "")
 
 
 def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:

@@ -86,18 +86,19 @@ _SIZES["theory"] = {
 }
 
 
-# notebook 05 / docs/paper.md §3.2: one architecture for every teacher and student, E teachers
+# notebook 05 / docs/paper.md §3.2 (issue 14), as the paper: one architecture for every teacher and student, each
+# teacher trained with the students' own recipe on their own data (the method comparison's protocol at the same
+# scale: its student, data and recipe), each with its own seed. KD's and FKD's weights are those the method
+# comparison chose on validation at lite (results/method_comparison/lite/summary.json: KD x1 of RepDistiller's
+# 0.9; FKD lambda_KD 30 with lambda_FR 0.001 on ||h||), not tuned again per E.
+_ENSEMBLE_WEIGHTS = dict(kd=dict(lam_kd=0.9), fkd=dict(lam_kd=30.0, lam_fr=0.001, fr_squared=False))
 _SIZES["ensemble_size"] = {
-    "smoke": dict(dataset="synthetic", data_kw=dict(n_per_class=16, num_classes=5, image_size=16), arch="resnet8",
-                  preset="smoke", E=[1, 2], seeds=[0, 1], recipe=dict(epochs=2, train_subset=0)),
-    # CIFAR-10 (JPEG q75 copy): eight resnet8 teachers on 20,000 training images (10 epochs), students of the same
-    # architecture on a fixed 5,000 of them with notebook 04's schedule, so the teachers know more than a student can
-    # learn alone; the whole grid (8 teachers, 27 students) fits about an hour of 2 CPU cores
-    "lite": dict(dataset="cifar10-jpeg", arch="resnet8", preset="lite", E=[1, 2, 4, 8], seeds=[0, 1, 2],
-                 teacher_recipe=dict(epochs=10, lr=0.1, milestones=(6, 9), train_subset=20000, test_subset=2000),
-                 recipe=dict(epochs=8, lr=0.05, milestones=(5, 7), train_subset=5000, test_subset=2000)),
-    "full": dict(dataset="cifar100", download=True, arch="vgg8", preset="paper", E=[1, 2, 4, 8], seeds=[0, 1, 2, 3, 4],
-                 recipe=dict(train_subset=0)),
+    "smoke": dict(protocol="method_comparison", E=[1, 2], seeds=[0, 1], teacher_seeds=[100, 101],
+                  weights=_ENSEMBLE_WEIGHTS),
+    "lite": dict(protocol="method_comparison", E=[1, 2, 4, 8], seeds=[0, 1, 2], teacher_seeds=list(range(100, 108)),
+                 weights=_ENSEMBLE_WEIGHTS),
+    "full": dict(protocol="method_comparison", E=[1, 2, 4, 8], seeds=[0, 1, 2, 3, 4],
+                 teacher_seeds=list(range(100, 108)), weights=_ENSEMBLE_WEIGHTS),
 }
 
 

@@ -15,7 +15,10 @@ fkd-nofr   1        lam_kd * FKD (the paper's ablation without FR)
 fr         1        lam_fr * feature-norm penalty only: the control for FR (no teacher, no kernel term)
 ========== ======== =====================================================================
 
-RKD and SP are defined for one teacher; with an ensemble their losses are averaged over teachers.
+RKD and SP are defined for one teacher; with an ensemble their losses are averaged over teachers. FKD's
+ensemble target is the mean of the teachers' normalised kernels (``ensemble="mean"``, the paper's rule), or
+the normalised kernel of their concatenated features (``ensemble="concat"``, ours: the ensemble as one wide
+net, which keeps what each teacher sees; notebook 02).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class Method:
     T: float = 4.0                   # KD temperature
     fr_squared: bool = True          # FR as ||h||^2 (True) or ||h||
     normalize: bool = True           # FKD on the normalised kernel (the paper's choice)
+    ensemble: str = "mean"           # FKD with several teachers: "mean" of their kernels, or "concat" features
 
     def __post_init__(self):
         if self.name not in METHODS:
@@ -55,13 +59,29 @@ class Method:
             self.lam_fr = 0.0
         if self.name == "fr":
             self.lam_kd = 0.0
+        if self.ensemble not in ("mean", "concat"):
+            raise ValueError(f"ensemble must be 'mean' or 'concat', got {self.ensemble!r}")
+        if self.ensemble == "concat" and self.name not in ("fkd", "fkd-nofr"):
+            raise ValueError(f"ensemble='concat' is a rule of FKD's kernel target, not of {self.name!r}")
 
     @property
     def needs_teacher(self) -> bool:
         return self.name not in ("none", "fr")
 
+    @property
+    def teacher_features_used(self) -> int:
+        """How many of the teachers' last features the loss reads (SP: the last conv map, ``feats[-2]``)."""
+        return 2 if self.name == "sp" else 1
+
+    def kernel_target(self, h_teachers: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The teachers' features as ``fkd_loss`` takes them: E kernels to average, or one of the concatenation."""
+        return [torch.cat(h_teachers, dim=1)] if self.ensemble == "concat" else list(h_teachers)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["ensemble"] == "mean":  # the default, left out so records made before it existed read the same
+            del d["ensemble"]
+        return d
 
 
 def loss_terms(method: Method, feats_s: list[torch.Tensor], logits_s: torch.Tensor, y: torch.Tensor | None,
@@ -89,7 +109,8 @@ def loss_terms(method: Method, feats_s: list[torch.Tensor], logits_s: torch.Tens
     elif method.name == "sp":
         terms["sp"] = method.lam_kd * _mean(sp_loss(kd_feats_s[-2], ft[-2]) for ft, _ in kd_teacher_outputs)
     else:
-        terms["fkd"] = method.lam_kd * fkd_loss(kd_feats_s[-1], [ft[-1] for ft, _ in kd_teacher_outputs],
+        terms["fkd"] = method.lam_kd * fkd_loss(kd_feats_s[-1], method.kernel_target([ft[-1] for ft, _ in
+                                                                                       kd_teacher_outputs]),
                                                normalize=method.normalize)
         if method.lam_fr > 0:
             terms["fr"] = method.lam_fr * feature_norm_penalty(kd_feats_s[-1], squared=method.fr_squared)

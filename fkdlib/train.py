@@ -55,7 +55,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
           teachers: Sequence[Teacher] = (), seed: int = 0, resume: bool = False, overwrite: bool = False,
           kd_data=None, val_data=None, device: torch.device | str | None = None, progress: bool | None = None,
           nan_check_every: int | None = None, precision: str = "auto", fold_teachers: bool = True,
-          compile: bool = False) -> dict:
+          compile: bool = False, teacher_cache: "TeacherCache | None" = None) -> dict:
     """Train a network ``arch`` on ``train_data`` (a teacher or plain student when ``method`` is none,
     else a distilled student of ``teachers``) and return its run record ``{"result", "provenance"}``.
 
@@ -67,7 +67,8 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     before training starts.
 
     ``precision`` (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; see ``fkdlib.amp``), ``fold_teachers``
-    and ``compile`` choose the arithmetic; the defaults are the fastest verified path. A non-finite
+    and ``compile`` choose the arithmetic; the defaults are the fastest verified path. ``teacher_cache`` (a
+    ``TeacherCache``) lets the students of one grid that see the same batches share their teachers' outputs. A non-finite
     loss is looked for every ``nan_check_every`` steps (default 50) and at the end of every epoch, and
     reported with the first step where it appeared.
     """
@@ -85,7 +86,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(recipe.milestones), gamma=recipe.lr_decay)
     precision = amp.resolve_precision(precision, device)
     step_fn = TrainStep(student, teachers if method.needs_teacher else (), method, opt, device, precision,
-                        fold_teachers=fold_teachers, compile=compile)
+                        fold_teachers=fold_teachers, compile=compile, cache=teacher_cache)
 
     X, y = _subset(train_data.X, train_data.y, recipe.train_subset)
     loader = DeviceLoader(X, y, recipe.batch_size, train=True, mean=train_data.mean, std=train_data.std,
@@ -99,7 +100,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     val_loader = None if val_data is None else DeviceLoader(val_data.X, val_data.y, recipe.eval_batch_size,
                                                             train=False, mean=val_data.mean, std=val_data.std,
                                                             device=device)
-    probe = _probe(test_data, recipe.probe_size, teachers, device)
+    probe = _probe(test_data, recipe.probe_size, teachers, device, method)
 
     config = {"arch": arch, "train_data": train_data.name, "test_data": test_data.name,
               "data_label": getattr(train_data, "label", train_data.name),
@@ -164,8 +165,11 @@ class TrainStep:
 
     def __init__(self, student: torch.nn.Module, teachers: Sequence[Teacher], method: Method,
                  opt: torch.optim.Optimizer, device: torch.device, precision: str = "fp32",
-                 fold_teachers: bool = True, compile: bool = False):
+                 fold_teachers: bool = True, compile: bool = False, cache: "TeacherCache | None" = None):
         self.student, self.method, self.opt = student, method, opt
+        self.cache = cache
+        # a teacher's cache identity: its file and the arithmetic it runs in (folding changes the last bits)
+        self._keys = [(t.source or id(t.model), fold_teachers, precision) for t in teachers]
         self.autocast = amp.autocast(device, precision)
         self.scaler = amp.grad_scaler(device, precision)
         nets = [fold_batchnorm(t.model) if fold_teachers else t.model.eval() for t in teachers]
@@ -176,9 +180,21 @@ class TrainStep:
             self._teacher_fwds = [_compiled(t) for t in self.teachers]
 
     def teacher_outputs(self, x: torch.Tensor) -> list:
-        """Each teacher's ``(feats, logits)`` on ``x``, as float32 where the losses read them."""
-        with torch.inference_mode(), self.autocast:
-            return [_as_float(*t(x, is_feat=True)) for t in self._teacher_fwds]
+        """Each teacher's ``(feats, logits)`` on ``x``, as float32 where the losses read them (with a cache: only
+        the last ``method.teacher_features_used`` features, looked up by the batch's contents)."""
+        if self.cache is None:
+            with torch.inference_mode(), self.autocast:
+                return [_as_float(*t(x, is_feat=True)) for t in self._teacher_fwds]
+        keep, batch = self.method.teacher_features_used, TeacherCache.fingerprint(x)
+        out = []
+        for key, t in zip(self._keys, self._teacher_fwds):
+            hit = self.cache.get((key, keep, batch))
+            if hit is None:
+                with torch.inference_mode(), self.autocast:
+                    feats, logits = _as_float(*t(x, is_feat=True))
+                hit = self.cache.put((key, keep, batch), (feats[-keep:], logits))
+            out.append(hit)
+        return out
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor | None, kd_x: torch.Tensor | None = None):
         method = self.method
@@ -199,6 +215,45 @@ class TrainStep:
         self.scaler.step(self.opt)
         self.scaler.update()
         return loss.detach(), {k: v.detach() for k, v in terms.items()}, logits.detach()
+
+
+class TeacherCache:
+    """Frozen teachers' outputs on batches already seen, shared by the students trained in one process.
+
+    Students of one seed see the same batches (the same augmentations), so the students of a grid at
+    E = 1, 2, 4, 8 teachers need each teacher's outputs only once per batch. Entries are keyed by the teacher,
+    the features kept and a hash of the batch's bytes (one host copy per step: for CPU grids), so a cached output
+    is used only for the very batch it was computed on; the least recently used go past ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int = 2 * 1024 ** 3):
+        from collections import OrderedDict
+
+        self.entries, self.max_bytes, self.bytes, self.hits, self.misses = OrderedDict(), max_bytes, 0, 0, 0
+
+    @staticmethod
+    def fingerprint(x: torch.Tensor) -> bytes:
+        import hashlib
+
+        return hashlib.blake2b(x.detach().cpu().numpy().tobytes(), digest_size=16).digest() + str(tuple(x.shape)).encode()
+
+    def get(self, key):
+        hit = self.entries.get(key)
+        if hit is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.entries.move_to_end(key)
+        return hit[0]
+
+    def put(self, key, value):
+        size = sum(t.numel() * t.element_size() for t in [*value[0], value[1]])
+        self.entries[key] = (value, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes and len(self.entries) > 1:
+            _, (_, old) = self.entries.popitem(last=False)
+            self.bytes -= old
+        return value
 
 
 class EpochStats:
@@ -287,9 +342,10 @@ def ensemble_accuracy(models: Sequence[torch.nn.Module], loader: DeviceLoader) -
 class _Probe:
     """A fixed, class-balanced batch of test images on which the student's kernel is compared with the teachers'."""
 
-    def __init__(self, x: torch.Tensor | None, teachers: Sequence[Teacher]):
+    def __init__(self, x: torch.Tensor | None, teachers: Sequence[Teacher], method: Method | None = None):
         self.x = x
-        self.h_t = [embedding(t.model, x) for t in teachers] if x is not None else []
+        h_t = [embedding(t.model, x) for t in teachers] if x is not None else []
+        self.h_t = method.kernel_target(h_t) if method is not None and h_t else h_t
         self.K_t = ensemble_kernel(self.h_t) if self.h_t else None
 
     def metrics(self, student) -> dict:
@@ -301,13 +357,14 @@ class _Probe:
                 "feature_norm": float(h_s.norm(dim=1).mean())}
 
 
-def _probe(test_data, size: int, teachers, device) -> _Probe:
+def _probe(test_data, size: int, teachers, device, method: Method | None = None) -> _Probe:
+    """The probe batch, with the teachers' kernel as ``method`` targets it (the mean of their kernels, or concat)."""
     if not teachers or size < 2:
         return _Probe(None, ())
     idx = per_class_indices(test_data.y, max(1, size // len(test_data.classes)))[:size]
     x = DeviceLoader(test_data.X[idx], test_data.y[idx], len(idx), train=False, mean=test_data.mean,
                      std=test_data.std, device=device)
-    return _Probe(next(iter(x))[0], teachers)
+    return _Probe(next(iter(x))[0], teachers, method)
 
 
 def _kd_loader(method, recipe, kd_data, device, seed):

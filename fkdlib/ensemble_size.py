@@ -1,0 +1,140 @@
+"""The ensemble-size experiment (docs/paper.md §3.2, issue 14): how a student gains from E = 1, 2, 4, 8 teachers.
+
+As the paper: one architecture everywhere; every teacher is trained with the students' own recipe on the
+students' own data (the method comparison's protocol, ``comparison_data``), each with its own seed (100, 101, ...).
+Per E and seed: a KD student (the mean of the teachers' softened probabilities), an FKD student on the mean of the
+teachers' kernels (the paper's rule) and, for E > 1, an FKD student on the kernel of the teachers' concatenated
+features (ours, ``Method(ensemble="concat")``; notebook 02), beside plain students of the same seeds. The weights
+are those the method comparison chose on validation for the same student on the same data (``config``).
+
+Students of one seed see the same batches, so the grid runs them seed by seed and shares each teacher's outputs
+through a ``TeacherCache``: every teacher runs once per batch, not once per student.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import config
+from .comparison import run_name
+from .comparison_data import comparison_data
+from .loader import DeviceLoader
+from .methods import Method
+from .recipes import get_recipe
+from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+from .teachers import load_teacher
+from .train import MODEL, RECORD, TeacherCache, ensemble_accuracy
+
+EXPERIMENT = "ensemble_size"
+
+
+def students(cfg: dict) -> list[tuple[str, Method, int, int]]:
+    """``(label, Method, E, seed)`` of every student, seed by seed, most teachers first (E = 0: no teacher)."""
+    w = cfg["weights"]
+    jobs = []
+    for seed in cfg["seeds"]:
+        for E in sorted(cfg["E"], reverse=True):
+            jobs += [("kd", Method("kd", **w["kd"]), E, seed), ("fkd", Method("fkd", **w["fkd"]), E, seed)]
+            if E > 1:
+                jobs.append(("fkd-concat", Method("fkd", ensemble="concat", **w["fkd"]), E, seed))
+        jobs.append(("none", Method("none"), 0, seed))
+    return jobs
+
+
+def run_dir(out: Path, method: Method, E: int, seed: int) -> Path:
+    """``runs/kd_w0.9_E4_s0``; the plain student ``runs/none_s0``."""
+    return out / "runs" / (f"{run_name(method)}_s{seed}" if E == 0 else f"{run_name(method)}_E{E}_s{seed}")
+
+
+def teacher_dirs(out: Path, cfg: dict) -> list[Path]:
+    return [out / "teachers" / f"none_s{s}" for s in cfg["teacher_seeds"][:max(cfg["E"])]]
+
+
+def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
+        precision: str = "auto") -> dict:
+    """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise.
+
+    Several processes may work through the same folder (one per core): a run another holds is skipped.
+    """
+    from .experiments import _done, _run_grid, experiment_dir  # the grid's run protocol (resume, sharing)
+
+    scale = config.get_scale(scale)
+    cfg = config.sizes(EXPERIMENT, scale)
+    proto = config.sizes(cfg["protocol"], scale)
+    out = out or experiment_dir(EXPERIMENT, scale)
+    t_dirs = teacher_dirs(out, cfg)
+    jobs = students(cfg)
+    ens_path = out / "teacher_ensembles.json"
+    if not (ens_path.exists() and all(_done(d) for d in t_dirs) and
+            all(_done(run_dir(out, m, E, s)) for _, m, E, s in jobs)):
+        data = comparison_data(proto, data_root)
+        recipe = get_recipe(proto["preset"], **proto["student_recipe"])
+        common = dict(device=device, progress=progress, val_data=data["val"], precision=precision)
+        _run_grid([((proto["student"], data["train"], data["test"], recipe, d), dict(seed=s, **common))
+                   for s, d in zip(cfg["teacher_seeds"], t_dirs)], progress, "ensemble teachers")
+        teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in t_dirs]
+        if not ens_path.exists():
+            loader = DeviceLoader(data["test"].X, data["test"].y, recipe.eval_batch_size, train=False,
+                                  mean=data["test"].mean, std=data["test"].std, device=device)
+            accs = {E: 100 * ensemble_accuracy([t.model for t in teachers[:E]], loader) for E in cfg["E"]}
+            write_record(ens_path, {"E": cfg["E"], "test_acc": [accs[E] for E in cfg["E"]]},
+                         provenance(config={"sizes": cfg, "teachers": [d.name for d in t_dirs]}))
+        cache = TeacherCache()
+        _run_grid([((proto["student"], data["train"], data["test"], recipe, run_dir(out, m, E, s)),
+                    dict(method=m, teachers=teachers[:E] if E else teachers[:1], seed=s, teacher_cache=cache,
+                         **common))
+                   for _, m, E, s in jobs], progress, "ensemble students")
+    return summarize(scale, out)
+
+
+def summarize(scale: str, out: Path | None = None) -> dict:
+    """Read the grid's runs and write ``summary.json``: the teachers and their ensembles' accuracies, per method and
+    E the students' test accuracy per seed (mean, 95% CI), and the paired differences the notebook reports."""
+    from .experiments import experiment_dir
+
+    cfg = config.sizes(EXPERIMENT, scale)
+    out = out or experiment_dir(EXPERIMENT, scale)
+    acc, cells = {}, {}
+    for label, m, E, s in students(cfg):
+        path = run_dir(out, m, E, s) / RECORD
+        rec = load_result(path) if path.exists() else None
+        if rec is None or rec["result"]["status"] != "done":
+            continue
+        key = label if E == 0 else f"{label} E={E}"
+        acc.setdefault(key, {})[s] = 100 * rec["result"]["final"]["test_acc"]
+        cells.setdefault(key, {"method": label, "E": E, "run": run_name(m), "finals": []})["finals"].append(
+            rec["result"]["final"])
+    rows = {}
+    rank = {"none": 0, "kd": 1, "fkd": 2, "fkd-concat": 3}
+    for key, c in sorted(cells.items(), key=lambda kc: (rank[kc[1]["method"]], kc[1]["E"])):
+        mean, ci = mean_ci95(list(acc[key].values()))
+        finals = c.pop("finals")
+        rows[key] = {**c, "test_acc": acc[key], "mean": mean, "ci95": ci, "n": len(acc[key]),
+                     "val_acc": mean_present(100 * f["val_acc"] for f in finals if "val_acc" in f),
+                     "train_acc": mean_present(100 * f["train_acc"] for f in finals),
+                     "kernel_distance": mean_present(f.get("kernel_distance") for f in finals)}
+    pairs = []
+    for E in cfg["E"]:
+        pairs += [(f"fkd E={E}", f"kd E={E}"), (f"kd E={E}", "none"), (f"fkd E={E}", "none")]
+        if E > 1:
+            pairs += [(f"fkd-concat E={E}", f"fkd E={E}"), (f"fkd-concat E={E}", "none")]
+    lo, hi = min(cfg["E"]), max(cfg["E"])
+    pairs += [(f"fkd E={hi}", f"fkd E={lo}"), (f"kd E={hi}", f"kd E={lo}")]
+    paired = {f"{a} - {b}": paired_ci95(acc[a], acc[b]) for a, b in pairs if a in acc and b in acc}
+    teachers = {}
+    for d in teacher_dirs(out, cfg):
+        if (d / RECORD).exists():
+            final = load_result(d / RECORD)["result"]["final"]
+            teachers[d.name] = {"test_acc": 100 * final["test_acc"], "val_acc": 100 * final.get("val_acc", float("nan"))}
+    ens = out / "teacher_ensembles.json"
+    proto = config.sizes(cfg["protocol"], scale)
+    summary = {"experiment": EXPERIMENT, "scale": scale, "arch": proto["student"], "E": cfg["E"],
+               "protocol": f"{cfg['protocol']} ({scale}): the students' data and recipe", "weights": cfg["weights"],
+               "num_train": proto.get("train_size"), "teachers": teachers,
+               "teacher_ensemble": load_result(ens)["result"]["test_acc"] if ens.exists() else None,
+               "rows": rows, "paired": paired, "order": {"rows": list(rows), "paired": list(paired)},
+               "runs": sorted(str(p.parent.relative_to(out)) for p in out.glob("*/*/result.json"))}
+    first = next(iter(teacher_dirs(out, cfg)), None)
+    if first is not None and (first / RECORD).exists():
+        summary["data"] = load_result(first / RECORD)["provenance"]["config"]["data_label"]
+    write_record(out / "summary.json", summary, provenance(config={"sizes": cfg, "protocol": proto}))
+    return summary

@@ -81,50 +81,84 @@ def choose(tries: list[dict], val_size: int) -> dict:
 
 
 class Grid:
-    """The state of the comparison at one scale, read from its run folders; ``plan()`` says what to train next."""
+    """The state of a tuned grid at one scale, read from its run folders; ``plan()`` says what to train next.
+
+    A candidate is whatever ``name`` and ``describe`` read (here a ``Method``; ``cross_dataset`` adds the learning
+    rate); ``stages()`` says, given the choices made so far, which candidates each choice is made among.
+    """
+
+    experiment = "method_comparison"
 
     def __init__(self, scale: str, out: Path):
         self.scale, self.out = scale, out
-        self.cfg = config.sizes("method_comparison", scale)
+        self.cfg = config.sizes(self.experiment, scale)
         self.tuning, self.seeds = self.cfg["tuning"], self.cfg["seeds"]
         self.teacher_dir = out / f"teacher_{self.cfg['teacher']}"
 
-    def run_dir(self, method: Method, seed: int) -> Path:
-        return self.out / "runs" / f"{run_name(method)}_s{seed}"
+    def name(self, cand) -> str:
+        return run_name(cand)
 
-    def record(self, method: Method, seed: int) -> dict | None:
-        path = self.run_dir(method, seed) / "result.json"
+    def describe(self, cand) -> dict:
+        return cand.to_dict()
+
+    def run_dir(self, cand, seed: int) -> Path:
+        return self.out / "runs" / f"{self.name(cand)}_s{seed}"
+
+    def record(self, cand, seed: int) -> dict | None:
+        path = self.run_dir(cand, seed) / "result.json"
         if not path.exists():
             return None
         rec = load_result(path)
         return rec if rec["result"]["status"] == "done" else None
 
-    def val_acc(self, method: Method, seed: int) -> float | None:
-        rec = self.record(method, seed)
+    def val_acc(self, cand, seed: int) -> float | None:
+        rec = self.record(cand, seed)
         return None if rec is None else 100 * rec["result"]["final"]["val_acc"]
 
+    def stages(self):
+        """``(key, candidates or None)`` per choice, in the order they are made, given ``chosen`` so far (a generator
+        sent nothing: it reads ``self._chosen``). The method comparison: the longest chain of choices first."""
+        for name in ["fkd-nofr", "fkd", "fr", "none", "kd", "rkd", "sp"]:
+            wanted = name in self.cfg["methods"] or (name == "fkd-nofr" and "fkd" in self.cfg["methods"])
+            if wanted:
+                yield name, candidates(name, self.tuning, self._chosen)
+
+    def chosen_extra(self, key: str, table: dict, cands: list, chosen: dict) -> None:
+        """After FKD's choice: the best regulariser it tried, which the FR-only control uses if FKD chose none."""
+        if key == "fkd":
+            with_fr = [t for t in table["rounds"][0] if t["method"]["lam_fr"] > 0]
+            best_fr = max(with_fr, key=lambda t: sum(t["val_acc"].values()))
+            chosen["fkd-best-fr"] = next(c for c in cands if self.name(c) == best_fr["run"])
+
+    def finals(self, chosen: dict) -> list:
+        """The candidate each final method trains with at every seed."""
+        return [chosen[name] for name in self.cfg["methods"] if name in chosen]
+
+    def study(self, chosen: dict) -> list:
+        """Runs beyond the finals (notebook 03's lambda study) on the first ``study_seeds`` seeds."""
+        if "fkd" not in self.cfg["methods"]:
+            return []
+        return [(m, s) for s in self.seeds[:self.cfg.get("study_seeds", 3)]
+                for m in candidates("fkd-nofr", self.tuning, chosen)]
+
     def choices(self) -> tuple[dict, dict, list]:
-        """``(chosen, tables, wanted)``: the Method chosen per method so far, each method's tuning rounds and
-        choice, and the ``(Method, seed)`` tuning runs still wanted, in the order to run them."""
-        chosen, tables, wanted = {}, {}, []
-        for name in ["fkd-nofr", "fkd", "fr", "none", "kd", "rkd", "sp"]:  # the longest chain of choices first
-            cands = candidates(name, self.tuning, chosen)
-            wanted_here = name in self.cfg["methods"] or (name == "fkd-nofr" and "fkd" in self.cfg["methods"])
-            if cands is None or not wanted_here:
+        """``(chosen, tables, wanted)``: the candidate chosen per key so far, each key's tuning rounds and
+        choice, and the ``(candidate, seed)`` tuning runs still wanted, in the order to run them."""
+        self._chosen, tables, wanted = {}, {}, []
+        chosen = self._chosen
+        for key, cands in self.stages():
+            if cands is None:
                 continue
             table, missing = self._settle(cands)
             if missing:
                 wanted += missing
                 continue
-            chosen[name] = next(c for c in cands if run_name(c) == table["run"])
-            tables[name] = table
-            if name == "fkd":
-                with_fr = [t for t in table["rounds"][0] if t["method"]["lam_fr"] > 0]
-                best_fr = max(with_fr, key=lambda t: sum(t["val_acc"].values()))
-                chosen["fkd-best-fr"] = next(c for c in cands if run_name(c) == best_fr["run"])
+            chosen[key] = next(c for c in cands if self.name(c) == table["run"])
+            tables[key] = table
+            self.chosen_extra(key, table, cands, chosen)
         return chosen, tables, wanted
 
-    def _settle(self, cands: list[Method]) -> tuple[dict | None, list]:
+    def _settle(self, cands: list) -> tuple[dict | None, list]:
         """``(table, missing)``: the choice among ``cands`` with every round of validation runs that made it, or
         the runs still missing. Round 1 is seed 0 for every candidate; while the winner's margin is under twice
         the validation standard error, the contenders get one more seed, up to ``tuning["max_seeds"]``."""
@@ -133,38 +167,52 @@ class Grid:
             missing = [(c, s) for c in pool for s in seeds if self.val_acc(c, s) is None]
             if missing:
                 return None, missing
-            tries = [{"run": run_name(c), "method": c.to_dict(), "val_acc": {s: self.val_acc(c, s) for s in seeds}}
-                     for c in pool]
+            tries = [{"run": self.name(c), "method": self.describe(c),
+                      "val_acc": {s: self.val_acc(c, s) for s in seeds}} for c in pool]
             rounds.append(tries)
             if len(pool) == 1:
-                return {"run": run_name(pool[0]), "rounds": rounds, "margin": None, "two_se": None,
+                return {"run": self.name(pool[0]), "rounds": rounds, "margin": None, "two_se": None,
                         "clear": None}, []
             pick = choose(tries, self.cfg["val_size"])
             if pick["clear"] or len(seeds) >= min(self.tuning["max_seeds"], len(self.seeds)):
                 return {**pick, "rounds": rounds}, []
-            pool = [c for c in pool if run_name(c) in pick["contenders"]]
+            pool = [c for c in pool if self.name(c) in pick["contenders"]]
             seeds = self.seeds[:len(seeds) + 1]
 
-    def plan(self) -> tuple[list[tuple[str, Method, int]], dict]:
-        """``(jobs, chosen)``: the ``(role, Method, seed)`` runs not finished yet, most urgent first (tuning runs,
-        then the chosen weights at every seed, then notebook 03's lambda study), and the choices made so far."""
+    def plan(self) -> tuple[list[tuple[str, object, int]], dict]:
+        """``(jobs, chosen)``: the ``(role, candidate, seed)`` runs not finished yet, most urgent first (tuning
+        runs, then the chosen candidates at every seed, then the study), and the choices made so far."""
         chosen, _, wanted = self.choices()
-        jobs = [("tune", m, s) for m, s in wanted]
-        finals = [("final", chosen[name], s) for s in self.seeds for name in self.cfg["methods"] if name in chosen]
-        study = [("study", m, s) for s in self.seeds[:self.cfg.get("study_seeds", 3)]
-                 for m in candidates("fkd-nofr", self.tuning, chosen)] if "fkd" in self.cfg["methods"] else []
+        jobs = [("tune", c, s) for c, s in wanted]
+        jobs += [("final", c, s) for s in self.seeds for c in self.finals(chosen)]
+        jobs += [("study", c, s) for c, s in self.study(chosen)]
         seen, todo = set(), []
-        for role, m, s in jobs + finals + study:
-            key = (run_name(m), s)
-            if key not in seen and self.record(m, s) is None:
+        for role, c, s in jobs:
+            key = (self.name(c), s)
+            if key not in seen and self.record(c, s) is None:
                 seen.add(key)
-                todo.append((role, m, s))
+                todo.append((role, c, s))
         return todo, chosen
+
+    # what the runner needs: the data, the teacher's run, and each student run's arguments
+    def data(self, data_root=None) -> dict:
+        return comparison_data(self.cfg, data_root)
+
+    def teacher_job(self, data: dict) -> tuple[tuple, dict]:
+        return ((self.cfg["teacher"], data["teacher_train"], data["test"],
+                 get_recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir),
+                dict(seed=0, val_data=data["val"]))
+
+    def student_job(self, cand, seed: int, data: dict, teacher) -> tuple[tuple, dict]:
+        recipe = get_recipe(self.cfg["preset"], **self.cfg["student_recipe"])
+        return ((self.cfg["student"], data["train"], data["test"], recipe, self.run_dir(cand, seed)),
+                dict(method=cand, teachers=[teacher],  # plain runs too: the probe measures their kernel
+                     seed=seed, val_data=data["val"]))
 
 
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-        precision: str = "auto", poll_s: float = 10.0) -> dict:
-    """Train what the grid still needs (teacher, tuning runs, finals, notebook 03's study), then summarise.
+        precision: str = "auto", poll_s: float = 10.0, grid_class: type = Grid) -> dict:
+    """Train what the grid still needs (teacher, tuning runs, finals, study), then summarise.
 
     Several processes may call this on the same folder (e.g. one per core): each trains runs nobody holds and
     re-plans after every run, since a finished tuning run may settle a choice and unlock the next runs.
@@ -174,30 +222,27 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
     from .train import MODEL
 
     scale = config.get_scale(scale)
-    out = out or experiment_dir("method_comparison", scale)
-    grid = Grid(scale, out)
-    cfg, data, teacher = grid.cfg, None, None
-    student_recipe = get_recipe(cfg["preset"], **cfg["student_recipe"])
+    out = out or experiment_dir(grid_class.experiment, scale)
+    grid = grid_class(scale, out)
+    data, teacher = None, None
+    common = dict(device=device, progress=progress, precision=precision)
     while True:
         todo, _ = grid.plan()
         if not todo and _done(grid.teacher_dir):
             break
         if data is None:
-            data = comparison_data(cfg, data_root)
-            _run_once(cfg["teacher"], data["teacher_train"], data["test"],
-                      get_recipe(cfg["preset"], **cfg["teacher_recipe"]), grid.teacher_dir, seed=0, device=device,
-                      progress=progress, val_data=data["val"], precision=precision)
+            data = grid.data(data_root)
+            args, kw = grid.teacher_job(data)
+            _run_once(*args, **kw, **common)
             teacher = load_teacher(grid.teacher_dir / MODEL, device=device or "cpu")
             continue
-        for role, method, seed in todo:
-            rec = _run_once(cfg["student"], data["train"], data["test"], student_recipe, grid.run_dir(method, seed),
-                            wait=False, method=method, teachers=[teacher],  # plain runs too: the probe measures their kernel
-                            seed=seed, device=device, progress=progress, val_data=data["val"], precision=precision)
-            if rec is not None:
+        for role, cand, seed in todo:
+            args, kw = grid.student_job(cand, seed, data, teacher)
+            if _run_once(*args, wait=False, **kw, **common) is not None:
                 break
         else:
             time.sleep(poll_s)  # every run left is being trained by another process
-    return summarize(scale, out)
+    return grid.summarize() if hasattr(grid, "summarize") else summarize(scale, out)
 
 
 def summarize(scale: str, out: Path | None = None) -> dict:

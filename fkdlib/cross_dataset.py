@@ -1,0 +1,124 @@
+"""Cross-dataset distillation (docs/paper.md §3.3, issue 14): a teacher trained on one label space, students on another.
+
+The method comparison's protocol (``comparison.Grid``) with the learning rate among the choices: for each
+label-free method the weight is chosen on the students' validation split at the recipe's learning rate, then
+the learning rate at that weight (the plain student: the learning rate alone), each by ``comparison.choose``
+(contenders get a second seed). The chosen pairs then train at every seed, paired. ``fkd-unlabelled`` is FKD
+with its chosen weight and rate whose kernel term sees its own batch of unlabelled images (STL-10 style).
+KD is not run: it needs a shared label space, and ``train`` refuses it (notebook 06 shows the error).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import config
+from .comparison import Grid, run_name
+from .comparison_data import cross_data
+from .methods import Method
+from .recipes import get_recipe
+from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+
+EXPERIMENT = "cross_dataset"
+# the paired differences the summary reports: (a, b) means a - b
+CONTRASTS = [("rkd", "none"), ("sp", "none"), ("fkd", "none"), ("fkd-unlabelled", "none"), ("fkd", "rkd"),
+             ("fkd", "sp"), ("fkd-unlabelled", "fkd")]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A student's method, learning rate and whether its kernel term sees its own unlabelled batch."""
+
+    method: Method
+    lr: float
+    unlabelled: bool = False
+
+    def to_dict(self) -> dict:
+        return {**self.method.to_dict(), "lr": self.lr, "unlabelled": self.unlabelled}
+
+
+class CrossGrid(Grid):
+    experiment = EXPERIMENT
+
+    def __init__(self, scale: str, out: Path):
+        super().__init__(scale, out)
+        self.base_lr = get_recipe(self.cfg["preset"], **self.cfg["student_recipe"]).lr
+
+    def name(self, cand: Candidate) -> str:
+        """``fkd_w30_fr0.001norm_lr0.1``; ``..._unlabelled`` for the kernel term on unlabelled images."""
+        return f"{run_name(cand.method)}_lr{cand.lr:g}" + ("_unlabelled" if cand.unlabelled else "")
+
+    def describe(self, cand: Candidate) -> dict:
+        return cand.to_dict()
+
+    def weights(self, name: str) -> list[Method]:
+        t = self.tuning
+        if name == "fkd":
+            return [Method("fkd", lam_kd=lam, **t["fkd_fr"]) for lam in t["fkd_lams"]]
+        return [Method(name, lam_kd=m * Method(name).lam_kd) for m in t["multipliers"]]
+
+    def stages(self):
+        """Per method: its weight at the recipe's lr (``"<m> weight"``), then the lr at that weight (``"<m>"``)."""
+        rates = [self.base_lr, *self.tuning["lrs"]]
+        for name in [m for m in self.cfg["methods"] if m != "fkd-unlabelled"]:
+            if name == "none":
+                yield name, [Candidate(Method("none"), lr) for lr in rates]
+                continue
+            yield f"{name} weight", [Candidate(m, self.base_lr) for m in self.weights(name)]
+            w = self._chosen.get(f"{name} weight")
+            yield name, None if w is None else [replace(w, lr=lr) for lr in rates]
+
+    def chosen_extra(self, key, table, cands, chosen) -> None:
+        if key == "fkd" and "fkd-unlabelled" in self.cfg["methods"]:
+            chosen["fkd-unlabelled"] = replace(chosen["fkd"], unlabelled=True)
+
+    def study(self, chosen: dict) -> list:
+        return []
+
+    def data(self, data_root=None) -> dict:
+        return cross_data(self.cfg, data_root)
+
+    def teacher_job(self, data: dict):
+        return ((self.cfg["teacher"], data["teacher_train"], data["teacher_test"],
+                 get_recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir), dict(seed=0))
+
+    def student_job(self, cand: Candidate, seed: int, data: dict, teacher):
+        recipe = get_recipe(self.cfg["preset"], **dict(self.cfg["student_recipe"], lr=cand.lr),
+                            kd_batch_size=self.cfg["kd_batch_size"] if cand.unlabelled else None)
+        return ((self.cfg["student"], data["train"], data["test"], recipe, self.run_dir(cand, seed)),
+                dict(method=cand.method, teachers=[teacher], seed=seed, val_data=data["val"],
+                     kd_data=data["unlabelled"] if cand.unlabelled else None))
+
+    def summarize(self) -> dict:
+        """Write ``summary.json``: the teacher, every tuning round with its choice, per method the chosen weight and
+        rate with the test accuracy of every seed (mean, 95% CI), and the paired differences."""
+        chosen, tables, _ = self.choices()
+        teacher = load_result(self.teacher_dir / "result.json")
+        methods, by_seed = {}, {}
+        for name in self.cfg["methods"]:
+            if name not in chosen:
+                continue
+            recs = {s: r for s in self.seeds if (r := self.record(chosen[name], s)) is not None}
+            by_seed[name] = {s: 100 * r["result"]["final"]["test_acc"] for s, r in recs.items()}
+            finals = [r["result"]["final"] for r in recs.values()]
+            mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
+            methods[name] = {"run": self.name(chosen[name]), "method": chosen[name].to_dict(),
+                             "test_acc": by_seed[name], "mean": mean, "ci95": ci, "n": len(recs),
+                             "train_acc": mean_present(100 * f["train_acc"] for f in finals),
+                             "val_acc": mean_present(100 * f["val_acc"] for f in finals),
+                             "kernel_distance": mean_present(f.get("kernel_distance") for f in finals)}
+        paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
+                  if by_seed.get(a) and by_seed.get(b)}
+        t_cfg = teacher["provenance"]["config"]
+        first = next((r for name in methods for s in self.seeds if (r := self.record(chosen[name], s))), None)
+        summary = {"experiment": EXPERIMENT, "scale": self.scale, "teacher": self.cfg["teacher"],
+                   "student": self.cfg["student"], "data": t_cfg["data_label"],
+                   "teacher_classes": t_cfg["classes"],
+                   "student_classes": first["provenance"]["config"]["classes"] if first else None,
+                   "num_train": {"teacher": t_cfg["num_train"], "student": self.cfg.get("train_size")},
+                   "val_size": self.cfg["val_size"], "teacher_test_acc": 100 * teacher["result"]["final"]["test_acc"],
+                   "tuning": tables, "methods": methods, "paired": paired,
+                   "order": {"methods": list(methods), "paired": list(paired)},
+                   "runs": sorted(str(p.parent.relative_to(self.out)) for p in self.out.glob("runs/*/result.json"))}
+        write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg}))
+        return summary

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import config
 from .comparison import Grid, run_name
 from .comparison_data import cross_data
 from .methods import Method

@@ -8,7 +8,7 @@ from . import paper
 from .experiments import experiment_dir
 from .paths import REPO_ROOT
 from .results import load_result
-from .viz import METHOD_LABELS, weights_label
+from .viz import METHOD_LABELS, label as _label, weights_label
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -49,46 +49,59 @@ def _method_comparison(rec: dict, path: Path) -> str:
     text = ("### Method comparison (notebook 04)\n\n" + "\n".join(rows) + "\n\n"
             "Test accuracy (%), mean ± 95% CI (Student t) over seeds. " + _source(path, rec["provenance"]))
     if s.get("paired"):
-        diffs = ["| paired difference | mean [95% CI], points | what it shows |", "|---|---|---|"]
-        for name in order.get("paired", s["paired"]):
-            d = s["paired"][name]
-            a, b = name.split(" - ")
-            lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
-            call = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
-            diffs.append(f"| {METHOD_LABELS.get(a, a)} − {METHOD_LABELS.get(b, b)} | {d['mean']:+.2f} "
-                         f"[{lo:+.2f}, {hi:+.2f}] (n={d['n']}) | {call} |")
         text += ("\n\nSeed s gives every method the same initial weights and batches, so methods are compared within "
-                 "a seed:\n\n" + "\n".join(diffs))
+                 "a seed:\n\n" + _paired_table(s))
     return text
+
+
+def _paired_table(s: dict) -> str:
+    """The summary's paired differences (``"a - b"``), in its order, with what each interval shows."""
+    diffs = ["| paired difference | mean [95% CI], points | what it shows |", "|---|---|---|"]
+    for name in s.get("order", {}).get("paired", s["paired"]):
+        d = s["paired"][name]
+        a, b = name.split(" - ")
+        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+        call = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
+        diffs.append(f"| {_label(a)} − {_label(b)} | {d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] (n={d['n']}) | {call} |")
+    return "\n".join(diffs)
 
 
 def _ensemble_size(rec: dict, path: Path) -> str:
     s, ref = rec["result"], paper.ENSEMBLE_SIZE
-    rows = [f"| E | ours: teacher ensemble | ours: KD | ours: FKD | paper (reference only): teacher ensemble | "
-            "paper: KD | paper: FKD |", "|---|---|---|---|---|---|---|"]
+    rows = ["| E | ours: teacher ensemble | ours: KD | ours: FKD (mean of kernels) | ours: FKD (concat, ours) | "
+            "paper (reference only): teacher ensemble | paper: KD | paper: FKD |", "|---|---|---|---|---|---|---|---|"]
     for i, E in enumerate(s["E"]):
         j = ref["E"].index(E) if E in ref["E"] else None
         paper_cols = " | ".join("" if j is None else f"{ref[k][j]:.2f}" for k in ("teacher_ensemble", "kd", "fkd"))
-        rows.append(f"| {E} | {s['teacher_ensemble'][i]:.2f} | {_cell(s['kd'][i])} | {_cell(s['fkd'][i])} | "
-                    f"{paper_cols} |")
-    return (f"### Ensemble size (notebook 05)\n\nOurs: {s['arch']} teachers and students, {s['data']}; the paper: "
-            "vgg8, CIFAR-100 (values read off its figure). No distillation: ours "
-            f"{_cell(s['none'])}, the paper {ref['none']:.2f}.\n\n" + "\n".join(rows) + "\n\n"
-            "Test accuracy (%), mean ± 95% CI over seeds. " + _source(path, rec["provenance"]))
+        ours = " | ".join(_cell(s["rows"][k]) if k in s["rows"] else "" for k in
+                          (f"kd E={E}", f"fkd E={E}", f"fkd-concat E={E}"))
+        ens = s["teacher_ensemble"][i] if s.get("teacher_ensemble") else float("nan")
+        rows.append(f"| {E} | {ens:.2f} | {ours} | {paper_cols} |")
+    none = _cell(s["rows"]["none"]) if "none" in s["rows"] else "pending"
+    text = (f"### Ensemble size (notebook 05)\n\nOurs: {s['arch']} teachers and students, {s.get('data', '')}, every "
+            f"teacher trained like the students on their {s['num_train']:,} images; the paper: vgg8, CIFAR-100 "
+            f"(values read off its figure). No distillation: ours {none}, the paper {ref['none']:.2f}.\n\n"
+            + "\n".join(rows) + "\n\nTest accuracy (%), mean ± 95% CI over seeds. " + _source(path, rec["provenance"]))
+    if s.get("paired"):
+        text += "\n\n" + _paired_table(s)
+    return text
 
 
 def _cross_dataset(rec: dict, path: Path) -> str:
     s = rec["result"]
-    rows = ["| method | chosen on validation: weight x, lr | ours: test accuracy |", "|---|---|---|"]
-    for m, r in s["methods"].items():
-        c = s["chosen"][m]
-        weight = "" if c["multiplier"] is None else f"x{c['multiplier']:g}, "
-        rows.append(f"| {METHOD_LABELS.get(m, m)} | {weight}lr {c['lr']:g} | {_cell(r)} |")
-    return (f"### Cross-dataset transfer (notebook 06)\n\nOurs: a {s['teacher']} teacher on "
+    rows = ["| method | chosen on validation: weights, lr | ours: test accuracy |", "|---|---|---|"]
+    for m in s.get("order", {}).get("methods", s["methods"]):
+        r = s["methods"][m]
+        rows.append(f"| {METHOD_LABELS.get(m, m)} | {weights_label(r['method'])} | {_cell(r)} |")
+    text = (f"### Cross-dataset transfer (notebook 06)\n\nOurs: a {s['teacher']} teacher on "
             f"{', '.join(map(str, s['teacher_classes']))} ({s['teacher_test_acc']:.2f}%), {s['student']} students on "
-            f"{', '.join(map(str, s['student_classes']))}, {s['data']}. The paper (vgg13 on CIFAR-100 -> vgg8 on "
-            "CIFAR-10 / STL-10 / Tiny-ImageNet) published no numbers we know of.\n\n" + "\n".join(rows) + "\n\n"
+            f"{', '.join(map(str, s['student_classes']))}, {s['data']}; weights and learning rate chosen on "
+            f"{s['val_size']:,} validation images. The paper (vgg13 on CIFAR-100 -> vgg8 on CIFAR-10 / STL-10 / "
+            "Tiny-ImageNet) published no numbers we know of.\n\n" + "\n".join(rows) + "\n\n"
             "Test accuracy (%) of the students' classes, mean ± 95% CI over seeds. " + _source(path, rec["provenance"]))
+    if s.get("paired"):
+        text += "\n\n" + _paired_table(s)
+    return text
 
 
 def update_readme(readme: Path = REPO_ROOT / "README.md", scale: str = "lite") -> Path:

@@ -117,7 +117,8 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
 
 
 METHOD_LABELS = {"none": "no distillation", "kd": "KD", "rkd": "RKD", "sp": "SP", "fkd-nofr": "FKD without FR",
-                 "fkd": "FKD", "fr": "FR only", "fkd-unlabelled": "FKD, unlabelled kernel batch"}
+                 "fkd": "FKD", "fr": "FR only", "fkd-unlabelled": "FKD, unlabelled kernel batch",
+                 "fkd-concat": "FKD (concat, ours)"}
 
 
 def _values(test_acc) -> list:
@@ -168,33 +169,38 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
 
 
 def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
-    """Test accuracy against the number of teachers E: students (KD, FKD) with 95% CIs, the teacher
-    ensemble and the plain student; the paper's curve (a different setting) in a second panel."""
-    E = summary["E"]
+    """Test accuracy against the number of teachers E: students (KD, FKD on the mean of the teachers' kernels, FKD on
+    their concatenated features) with 95% CIs over paired seeds, the teacher ensemble and the plain student; the
+    paper's curve (a different setting) in a second panel."""
+    E, rows = summary["E"], summary["rows"]
     n_panels = 2 if paper else 1
-    fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), layout="constrained", squeeze=False)
-    colors = dict(zip(("kd", "fkd", "teacher_ensemble"), sns.color_palette(PALETTE, 3)))
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.9), layout="constrained", squeeze=False)
+    colors = dict(zip(METHOD_LABELS, sns.color_palette(PALETTE, len(METHOD_LABELS))))
     ax = axes[0][0]
-    for m in ("kd", "fkd"):
-        ax.errorbar(E, [c["mean"] for c in summary[m]], yerr=[c["ci95"] for c in summary[m]], fmt="o-", capsize=4,
-                    color=colors[m], label=f"{METHOD_LABELS[m]} student")
-    ax.plot(E, summary["teacher_ensemble"], "s--", color=colors["teacher_ensemble"], label="teacher ensemble")
-    ax.axhline(summary["none"]["mean"], color="0.4", ls=":", label="no distillation")
+    for i, m in enumerate(("kd", "fkd", "fkd-concat")):
+        cells = [(e, rows[f"{m} E={e}"]) for e in E if f"{m} E={e}" in rows]
+        if cells:
+            x = [e * (1 + 0.04 * (i - 1)) for e, _ in cells]  # side by side, so the intervals do not hide each other
+            ax.errorbar(x, [c["mean"] for _, c in cells], yerr=[c["ci95"] for _, c in cells], fmt="o-", capsize=3,
+                        color=colors[m], label=f"{METHOD_LABELS[m]} student")
+    if summary.get("teacher_ensemble"):
+        ax.plot(E, summary["teacher_ensemble"], "s--", color="0.25", label="teacher ensemble")
+    if "none" in rows:
+        ax.axhline(rows["none"]["mean"], color=colors["none"], ls=":", label="no distillation")
     ax.set_xscale("log", base=2)
     ax.set_xticks(E, [str(e) for e in E])
     ax.set_xlabel("number of teachers E")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"ours: {summary['arch']} everywhere, {summary['data']}\n({summary['scale']} scale; "
-                 f"mean and 95% CI over seeds)", fontsize=9)
-    ax.legend(frameon=False, fontsize=8, loc="center right")
+    ax.set_title(f"ours: {summary['arch']} everywhere, {summary.get('data', '')}\n({summary['scale']} scale; "
+                 f"mean and 95% CI over paired seeds)", fontsize=9)
+    ax.legend(frameon=False, fontsize=8, loc="best")
     sns.despine(ax=ax)
     if paper:
         ax = axes[0][1]
         for m in ("kd", "fkd"):
             ax.plot(paper["E"], paper[m], "o-", color=colors[m], mfc="white", label=f"{METHOD_LABELS[m]} student")
-        ax.plot(paper["E"], paper["teacher_ensemble"], "s--", color=colors["teacher_ensemble"], mfc="white",
-                label="teacher ensemble")
-        ax.axhline(paper["none"], color="0.4", ls=":", label="no distillation")
+        ax.plot(paper["E"], paper["teacher_ensemble"], "s--", color="0.25", mfc="white", label="teacher ensemble")
+        ax.axhline(paper["none"], color=colors["none"], ls=":", label="no distillation")
         ax.set_xscale("log", base=2)
         ax.set_xticks(paper["E"], [str(e) for e in paper["E"]])
         ax.set_xlabel("number of teachers E")
@@ -204,42 +210,19 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
     return fig
 
 
-def tuning_grid(summary: dict) -> plt.Figure:
-    """Validation accuracy of every (weight multiplier, lr) pair tried per method (docs/paper.md §3.3's tuning): one
-    panel per method, one line per lr, the chosen pair ringed, the best student without distillation dotted."""
-    methods = [m for m in summary["tuning"] if m != "none"]
-    lrs = sorted({t["lr"] for tries in summary["tuning"].values() for t in tries})
-    colors = dict(zip(lrs, sns.color_palette(PALETTE, len(lrs))))
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.3), layout="constrained", sharey=True,
-                             squeeze=False)
-    for ax, m in zip(axes[0], methods):
-        for lr in lrs:
-            tries = sorted((t["multiplier"], t["val_acc"]) for t in summary["tuning"][m] if t["lr"] == lr)
-            ax.plot(*zip(*tries), "o-", color=colors[lr], label=f"lr {lr:g}")
-        c = summary["chosen"][m]
-        ax.plot(c["multiplier"], c["val_acc"], "o", ms=14, mfc="none", mec="k", label="chosen")
-        if "none" in summary["chosen"]:
-            ax.axhline(summary["chosen"]["none"]["val_acc"], color="0.4", ls=":", label="no distillation")
-        ax.set_xscale("log")
-        ax.set_xlabel("weight / default weight")
-        ax.set_title(METHOD_LABELS.get(m, m), fontsize=10)
-        sns.despine(ax=ax)
-    axes[0][0].set_ylabel("validation accuracy (%)")
-    axes[0][-1].legend(frameon=False, fontsize=8)
-    return fig
-
-
 def weights_label(method: Mapping) -> str:
-    """A short label for one set of a method's weights (a ``Method.to_dict()``): ``x 0.9``, ``λ 100, FR 0.01 ‖h‖²``."""
+    """A short label for one set of a method's weights (a ``Method.to_dict()``, with ``lr`` where the learning rate
+    was chosen too): ``weight 0.9``, ``λ 100, FR 0.01 ‖h‖²``, ``weight 3, lr 0.05``."""
     name = method["name"]
     if name == "none":
-        return "CE only"
-    fr = f"FR {method['lam_fr']:g} {'‖h‖²' if method['fr_squared'] else '‖h‖'}" if method["lam_fr"] > 0 else ""
+        return "CE only" + (f", lr {method['lr']:g}" if "lr" in method else "")
+    fr = f"FR {method['lam_fr']:g} {'‖h‖²' if method['fr_squared'] else '‖h‖'}" if method.get("lam_fr") else ""
     if name == "fr":
         return fr
+    lr = f", lr {method['lr']:g}" if "lr" in method else ""
     if name.startswith("fkd"):
-        return f"λ {method['lam_kd']:g}" + (f", {fr}" if fr else ", no FR")
-    return f"weight {float(format(method['lam_kd'], '.3g')):g}"
+        return f"λ {method['lam_kd']:g}" + (f", {fr}" if fr else ", no FR") + lr
+    return f"weight {float(format(method['lam_kd'], '.3g')):g}" + lr
 
 
 def validation_choices(summary: dict) -> plt.Figure:
@@ -255,18 +238,28 @@ def validation_choices(summary: dict) -> plt.Figure:
         names = [t["run"] for t in table["rounds"][0]]
         for i, run in enumerate(names):
             vals = list(tries[run]["val_acc"].values())
-            ax.scatter([i] * len(vals), vals, s=12, color=colors[m], alpha=0.6)
-            ax.plot([i - 0.3, i + 0.3], [np.mean(vals)] * 2, color=colors[m], lw=2)
+            color = colors[m.split()[0]]  # "rkd weight": the weight stage of RKD's choice
+            ax.scatter([i] * len(vals), vals, s=12, color=color, alpha=0.6)
+            ax.plot([i - 0.3, i + 0.3], [np.mean(vals)] * 2, color=color, lw=2)
             if run == table["run"]:
                 ax.plot(i, np.mean(vals), "o", ms=15, mfc="none", mec="k")
                 if table.get("two_se"):
                     ax.axhspan(np.mean(vals) - table["two_se"], np.mean(vals), color="0.85", zorder=0)
         ax.set_xticks(range(len(names)), [weights_label(tries[r]["method"]) for r in names], rotation=35, ha="right",
                       fontsize=7)
-        ax.set_title(METHOD_LABELS.get(m, m), fontsize=10)
+        name, _, stage = m.partition(" ")
+        if not stage and len({tries[r]["method"].get("lr") for r in names}) > 1:
+            stage = "learning rate"
+        ax.set_title(METHOD_LABELS.get(name, name) + (f": {stage}" if stage else ""), fontsize=10)
         sns.despine(ax=ax)
     axes[0][0].set_ylabel("validation accuracy (%)")
     return fig
+
+
+def label(key: str) -> str:
+    """``"fkd-concat E=4"`` -> ``"FKD (concat, ours) E=4"``: a method's label, then the rest of the key."""
+    name, _, rest = key.partition(" ")
+    return METHOD_LABELS.get(name, name) + (f" {rest}" if rest else "")
 
 
 def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt.Figure:
@@ -283,11 +276,12 @@ def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt
         ax.plot(d["mean"], row, "o", color=color, ms=7)
         ax.scatter(d["diffs"], [row + 0.22] * len(d["diffs"]), s=9, color=color, alpha=0.5)
     a_b = [n.split(" - ") for n in reversed(names)]
-    ax.set_yticks(range(len(names)), [f"{METHOD_LABELS.get(a, a)} − {METHOD_LABELS.get(b, b)}" for a, b in a_b])
+    ax.set_yticks(range(len(names)), [f"{label(a)} − {label(b)}" for a, b in a_b])
     ax.axvline(0, color="0.3", lw=1)
     ax.set_xlabel("difference in test accuracy (points), 95% CI")
     n = max(summary["paired"][k]["n"] for k in names)
-    ax.set_title(f"paired differences over {n} seeds\n{summary['teacher']} -> {summary['student']}, {summary['data']}",
-                 fontsize=9)
+    pair = (f"{summary['teacher']} -> {summary['student']}" if "teacher" in summary
+             else f"{summary['arch']} teachers and students")
+    ax.set_title(f"paired differences over {n} seeds\n{pair}, {summary.get('data', '')}", fontsize=9)
     sns.despine(ax=ax)
     return fig

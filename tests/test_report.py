@@ -34,20 +34,30 @@ def test_ensemble_and_cross_dataset_tables_come_from_their_summaries(tmp_path, m
     monkeypatch.setenv("FKD_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
     cell = lambda mean: {"mean": mean, "ci95": 0.5, "n": 3}  # noqa: E731
-    ensemble = {"arch": "resnet8", "data": "CIFAR-10 (JPEG q75 copy)", "E": [1, 8], "none": cell(40.0),
-                "teacher_ensemble": [55.5, 61.25], "kd": [cell(44.0), cell(47.0)], "fkd": [cell(43.0), cell(48.125)]}
+    diff = {"mean": 1.5, "ci95": 1.0, "n": 3, "diffs": [1.0, 1.5, 2.0], "seeds": [0, 1, 2]}
+    ensemble = {"arch": "resnet8", "data": "CIFAR-10 (JPEG q75 copy)", "E": [1, 8], "num_train": 2500,
+                "teacher_ensemble": [55.5, 61.25],
+                "rows": {"none": cell(40.0), "kd E=1": cell(44.0), "fkd E=1": cell(43.0), "kd E=8": cell(47.0),
+                         "fkd E=8": cell(48.125), "fkd-concat E=8": cell(49.0)},
+                "paired": {"fkd-concat E=8 - fkd E=8": diff}}
+    fkd = {"name": "fkd", "lam_kd": 30.0, "lam_fr": 0.001, "fr_squared": False, "lr": 0.05, "unlabelled": False}
     cross = {"teacher": "resnet20", "student": "resnet8", "teacher_classes": ["cat"], "student_classes": ["dog"],
-             "data": "CIFAR-10 (JPEG q75 copy)", "teacher_test_acc": 80.0,
-             "chosen": {"none": {"multiplier": None, "lr": 0.1}, "fkd": {"multiplier": 0.1, "lr": 0.05},
-                        "fkd-unlabelled": {"multiplier": 0.1, "lr": 0.05}},
-             "methods": {"none": cell(60.0), "fkd": cell(62.0), "fkd-unlabelled": cell(63.0)}}
+             "data": "CIFAR-10 (JPEG q75 copy)", "teacher_test_acc": 80.0, "val_size": 1000,
+             "methods": {"none": dict(cell(60.0), method={"name": "none", "lr": 0.1}),
+                         "fkd": dict(cell(62.0), method=fkd),
+                         "fkd-unlabelled": dict(cell(63.0), method=dict(fkd, unlabelled=True))},
+             "paired": {"fkd - none": dict(diff, mean=-2.0)}}
     for name, summary in [("ensemble_size", ensemble), ("cross_dataset", cross)]:
         write_record(tmp_path / "results" / name / "lite" / "summary.json", summary, provenance(seed=0))
     text = report.results_markdown("lite")
     assert "Method comparison" not in text  # no summary file, no table
-    # E = 8 row: our ensemble, KD and FKD, then the paper's values for E = 8 (docs/paper.md §3.2)
-    assert "| 8 | 61.25 | 47.00 ± 0.50 (n=3) | 48.12 ± 0.50 (n=3) | 75.82 | 73.39 | 73.61 |" in text
+    # E = 8 row: our ensemble, KD, FKD and FKD (concat), then the paper's values for E = 8 (docs/paper.md §3.2)
+    assert ("| 8 | 61.25 | 47.00 ± 0.50 (n=3) | 48.12 ± 0.50 (n=3) | 49.00 ± 0.50 (n=3) | 75.82 | 73.39 | 73.61 |"
+            in text)
+    assert "| 1 | 55.50 | 44.00 ± 0.50 (n=3) | 43.00 ± 0.50 (n=3) |  | 70.55 |" in text  # no concat at E = 1
     assert "No distillation: ours 40.00 ± 0.50 (n=3), the paper 70.56" in text
-    assert "| FKD | x0.1, lr 0.05 | 62.00 ± 0.50 (n=3) |" in text
-    assert "| FKD, unlabelled kernel batch | x0.1, lr 0.05 | 63.00 ± 0.50 (n=3) |" in text
-    assert "| no distillation | lr 0.1 | 60.00 ± 0.50 (n=3) |" in text
+    assert "| FKD (concat, ours) E=8 − FKD E=8 | +1.50 [+0.50, +2.50] (n=3) | better |" in text
+    assert "| FKD | λ 30, FR 0.001 ‖h‖, lr 0.05 | 62.00 ± 0.50 (n=3) |" in text
+    assert "| FKD, unlabelled kernel batch | λ 30, FR 0.001 ‖h‖, lr 0.05 | 63.00 ± 0.50 (n=3) |" in text
+    assert "| no distillation | CE only, lr 0.1 | 60.00 ± 0.50 (n=3) |" in text
+    assert "| FKD − no distillation | -2.00 [-3.00, -1.00] (n=3) | worse |" in text

@@ -77,15 +77,14 @@ def test_mean_ci95_matches_a_hand_computed_student_t_interval():
     assert mean_ci95([5.0])[1] != mean_ci95([5.0])[1]  # NaN: one run has no interval
 
 
-def test_the_tuning_figure_draws_every_pair_tried_and_rings_the_chosen_one():
-    tuning = {"none": [{"multiplier": None, "lr": 0.05, "val_acc": 60.0}, {"multiplier": None, "lr": 0.1, "val_acc": 62.0}],
-              "fkd": [{"multiplier": mult, "lr": lr, "val_acc": 50 + 10 * mult + 100 * lr}
-                      for mult in (0.1, 1.0) for lr in (0.05, 0.1)]}
-    chosen = {m: max(t, key=lambda r: r["val_acc"]) for m, t in tuning.items()}
-    fig = viz.tuning_grid({"tuning": tuning, "chosen": chosen})
-    (ax,) = fig.axes
-    lines = {line.get_label(): line for line in ax.get_lines()}
-    assert list(lines["lr 0.1"].get_ydata()) == [61.0, 70.0] and list(lines["lr 0.05"].get_xdata()) == [0.1, 1.0]
-    assert list(lines["chosen"].get_ydata()) == [70.0]
-    assert list(lines["no distillation"].get_ydata()) == [62.0, 62.0]
+def test_the_validation_figure_names_each_stage_of_a_choice():
+    def tries(lrs, lam):
+        return {"run": "r", "rounds": [[{"run": f"w{lam}_lr{lr}", "val_acc": {0: 50 + lr},
+                                         "method": {"name": "rkd", "lam_kd": lam, "lr": lr}} for lr in lrs]],
+                "two_se": 1.0}
+    weight = {"run": "w1", "rounds": [[{"run": f"w{w}", "val_acc": {0: 50 + w},
+                                        "method": {"name": "rkd", "lam_kd": w, "lr": 0.1}} for w in (1, 3)]]}
+    fig = viz.validation_choices({"tuning": {"rkd weight": weight, "rkd": tries([0.05, 0.1], 3)}})
+    assert [ax.get_title() for ax in fig.axes] == ["RKD: weight", "RKD: learning rate"]
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["weight 3, lr 0.05", "weight 3, lr 0.1"]
     plt.close(fig)

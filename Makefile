@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --progress-bar off --upgrade pip
-	$(PIP) install --progress-bar off -e '.[dev]'
+	$(PIP) install --progress-bar off -e '.[dev,cluster]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fkd)" >/dev/null
 	@touch $(STAMP)
 

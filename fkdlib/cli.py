@@ -65,8 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     exp.add_argument("--quiet", action="store_true", help="no progress bars")
     exp.add_argument("--precision", choices=PRECISIONS, default="auto",
-                     help="method_comparison / fkd_in_practice: the networks' arithmetic (default auto: bf16 where native; "
-                          "fp32 is faster on CPUs whose bf16 convolutions are slow)")
+                     help="the networks' arithmetic (default auto: bf16 where native; fp32 is faster on CPUs whose bf16 "
+                          "convolutions are slow)")
+    exp.add_argument("--workers", type=int, metavar="N",
+                     help="train N runs at once in local worker processes, sharing the cores or one GPU (default: one "
+                          "after another in this process)")
+    exp.add_argument("--ray", metavar="ADDRESS",
+                     help="run each run as a Ray task: 'auto' starts or joins a local Ray, else a cluster's address "
+                          "(pip install 'fkdlib[cluster]'; the results folder must be shared storage)")
+    exp.add_argument("--runs-per-gpu", type=int, metavar="K",
+                     help="with --ray on GPUs: pack K runs on each GPU (each asks for 1/K of one)")
     resave = sub.add_parser("resave", help="rewrite model files as plain data that loads with weights_only=True")
     resave.add_argument("paths", nargs="+", metavar="PATH", help="model files or checkpoints, rewritten in place")
     _add_trust(resave, "these files")
@@ -134,6 +142,12 @@ def _run(args) -> dict:
     if args.command == "experiment":
         from .experiments import EXPERIMENTS
         extra = {"precision": args.precision} if args.precision != "auto" else {}
+        if args.workers:
+            extra["workers"] = args.workers
+        if args.ray:
+            extra["ray"] = args.ray
+            if args.runs_per_gpu:
+                extra["resources"] = {"num_cpus": 1, "num_gpus": 1 / args.runs_per_gpu}
         return EXPERIMENTS[args.name](args.scale, data_root=args.data_dir, device=device,
                                       progress=False if args.quiet else None, **extra)
     classes = [int(c) if c.strip().isdigit() else c.strip() for c in args.classes.split(",")] if args.classes else None

@@ -16,10 +16,9 @@ that method's final run of the same seed: nothing is trained twice. Several proc
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
-from . import config
+from . import config, runner
 from .comparison_data import comparison_data
 from .methods import Method
 from .recipes import get_recipe
@@ -189,12 +188,41 @@ class Grid:
         seen, todo = set(), []
         for role, c, s in jobs:
             key = (self.name(c), s)
-            if key not in seen and self.record(c, s) is None:
-                seen.add(key)
+            if key in seen:
+                continue
+            seen.add(key)
+            rec = self.record(c, s)
+            if rec is None:
                 todo.append((role, c, s))
+            else:  # a finished run is reused only if made with the settings asked for now
+                runner.check_settings(rec, self.run_dir(c, s), self.recipe(c), self.method(c))
         return todo, chosen
 
-    # what the runner needs: the data, the teacher's run, and each student run's arguments
+    # what the runner needs (fkdlib.runner): the runs to do now, and how a process trains one of them
+    def todo(self) -> list:
+        """The teacher while it is not done (every student needs it), then ``plan()``'s runs as ``runner.Run``s."""
+        if not runner.finished(self.teacher_dir):
+            return [runner.Run(self.teacher_dir.name, "teacher")]
+        return [runner.Run(str(self.run_dir(c, s).relative_to(self.out)), role, c, s) for role, c, s in self.plan()[0]]
+
+    def execute(self, run, data_root=None, device=None, progress=None, precision: str = "auto") -> dict:
+        """Train ``run`` in this process (its data and the teacher loaded once per process)."""
+        from .teachers import load_teacher
+
+        if getattr(self, "_data", None) is None:
+            self._data = self.data(data_root)
+        common = dict(device=device, progress=progress, precision=precision)
+        if run.role == "teacher":
+            args, kw = self.teacher_job(self._data)
+        else:
+            if getattr(self, "_teacher", None) is None:
+                self._teacher = load_teacher(self.teacher_dir / "model.pt", device=device or "cpu")
+            args, kw = self.student_job(run.spec, run.seed, self._data, self._teacher)
+        return runner.train_or_reuse(*args, **kw, **common)
+
+    def summarize(self) -> dict:
+        return summarize(self.scale, self.out)
+
     def data(self, data_root=None) -> dict:
         return comparison_data(self.cfg, data_root)
 
@@ -203,46 +231,47 @@ class Grid:
                  get_recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir),
                 dict(seed=0, val_data=data["val"]))
 
+    def recipe(self, cand):
+        """The recipe a candidate's student trains with."""
+        return get_recipe(self.cfg["preset"], **self.cfg["student_recipe"])
+
+    def method(self, cand) -> Method:
+        return cand
+
     def student_job(self, cand, seed: int, data: dict, teacher) -> tuple[tuple, dict]:
-        recipe = get_recipe(self.cfg["preset"], **self.cfg["student_recipe"])
-        return ((self.cfg["student"], data["train"], data["test"], recipe, self.run_dir(cand, seed)),
+        return ((self.cfg["student"], data["train"], data["test"], self.recipe(cand), self.run_dir(cand, seed)),
                 dict(method=cand, teachers=[teacher],  # plain runs too: the probe measures their kernel
                      seed=seed, val_data=data["val"]))
 
 
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-        precision: str = "auto", poll_s: float = 10.0, grid_class: type = Grid) -> dict:
+        precision: str = "auto", grid_class: type = Grid, **executor) -> dict:
     """Train what the grid still needs (teacher, tuning runs, finals, study), then summarise.
 
-    Several processes may call this on the same folder (e.g. one per core): each trains runs nobody holds and
-    re-plans after every run, since a finished tuning run may settle a choice and unlock the next runs.
+    ``executor``: ``workers=N``, ``ray="auto"`` or an address, ``threads``, ``resources`` (``fkdlib.runner``); by
+    default the runs train one after another in this process. A run that fails twice is reported by name after the
+    others are done and summarised (``runner.GridFailed``).
     """
-    from .experiments import _done, _run_once, experiment_dir  # the grid's run protocol (locks, resume)
-    from .teachers import load_teacher
-    from .train import MODEL
+    from .experiments import experiment_dir
 
     scale = config.get_scale(scale)
-    out = out or experiment_dir(grid_class.experiment, scale)
-    grid = grid_class(scale, out)
-    data, teacher = None, None
-    common = dict(device=device, progress=progress, precision=precision)
-    while True:
-        todo, _ = grid.plan()
-        if not todo and _done(grid.teacher_dir):
-            break
-        if data is None:
-            data = grid.data(data_root)
-            args, kw = grid.teacher_job(data)
-            _run_once(*args, **kw, **common)
-            teacher = load_teacher(grid.teacher_dir / MODEL, device=device or "cpu")
-            continue
-        for role, cand, seed in todo:
-            args, kw = grid.student_job(cand, seed, data, teacher)
-            if _run_once(*args, wait=False, **kw, **common) is not None:
-                break
-        else:
-            time.sleep(poll_s)  # every run left is being trained by another process
-    return grid.summarize() if hasattr(grid, "summarize") else summarize(scale, out)
+    out = Path(out or experiment_dir(grid_class.experiment, scale))
+    return run_to_summary(grid_class(scale, out), data_root=data_root, device=device, progress=progress,
+                          precision=precision, **executor)
+
+
+def run_to_summary(grid, data_root=None, device=None, progress=None, precision: str = "auto", **executor) -> dict:
+    """Any grid with ``todo``/``execute``/``summarize`` through ``runner.run_grid``; its summary (also written)."""
+    parallel = (executor.get("workers") or 1) > 1 or executor.get("ray")
+    options = dict(data_root=str(data_root) if data_root else None, device=str(device) if device else None,
+                   progress=False if parallel else progress, precision=precision)
+    ref = runner.GridRef(f"{type(grid).__module__}:{type(grid).__qualname__}", grid.scale, str(grid.out),
+                         tuple(sorted(options.items())))
+    failures = runner.run_grid(grid, ref, progress=progress, desc=f"{grid.experiment} ({grid.scale})", **executor)
+    summary = grid.summarize()
+    if failures:
+        raise runner.GridFailed(failures)
+    return summary
 
 
 def summarize(scale: str, out: Path | None = None) -> dict:

@@ -81,10 +81,15 @@ class CrossGrid(Grid):
         return ((self.cfg["teacher"], data["teacher_train"], data["teacher_test"],
                  get_recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir), dict(seed=0))
 
+    def recipe(self, cand: Candidate):
+        return get_recipe(self.cfg["preset"], **dict(self.cfg["student_recipe"], lr=cand.lr),
+                          kd_batch_size=self.cfg["kd_batch_size"] if cand.unlabelled else None)
+
+    def method(self, cand: Candidate) -> Method:
+        return cand.method
+
     def student_job(self, cand: Candidate, seed: int, data: dict, teacher):
-        recipe = get_recipe(self.cfg["preset"], **dict(self.cfg["student_recipe"], lr=cand.lr),
-                            kd_batch_size=self.cfg["kd_batch_size"] if cand.unlabelled else None)
-        return ((self.cfg["student"], data["train"], data["test"], recipe, self.run_dir(cand, seed)),
+        return ((self.cfg["student"], data["train"], data["test"], self.recipe(cand), self.run_dir(cand, seed)),
                 dict(method=cand.method, teachers=[teacher], seed=seed, val_data=data["val"],
                      kd_data=data["unlabelled"] if cand.unlabelled else None))
 

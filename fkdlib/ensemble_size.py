@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config
+from . import config, runner
 from .comparison import run_name
 from .comparison_data import comparison_data
 from .loader import DeviceLoader
@@ -25,6 +25,7 @@ from .teachers import load_teacher
 from .train import MODEL, RECORD, TeacherCache, ensemble_accuracy
 
 EXPERIMENT = "ensemble_size"
+ENSEMBLES = "teacher_ensembles.json"  # each teacher ensemble's own test accuracy, per E
 
 
 def students(cfg: dict) -> list[tuple[str, Method, int, int]]:
@@ -49,41 +50,68 @@ def teacher_dirs(out: Path, cfg: dict) -> list[Path]:
     return [out / "teachers" / f"none_s{s}" for s in cfg["teacher_seeds"][:max(cfg["E"])]]
 
 
-def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-        precision: str = "auto") -> dict:
-    """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise.
+class EnsembleGrid:
+    """The grid's state, read from its folder (``fkdlib.runner``'s interface): the teachers first, then the teacher
+    ensembles' accuracies and the students, seed by seed."""
 
-    Several processes may work through the same folder (one per core): a run another holds is skipped.
-    """
-    from .experiments import _done, _run_grid, experiment_dir  # the grid's run protocol (resume, sharing)
+    experiment = EXPERIMENT
 
-    scale = config.get_scale(scale)
-    cfg = config.sizes(EXPERIMENT, scale)
-    proto = config.sizes(cfg["protocol"], scale)
-    out = out or experiment_dir(EXPERIMENT, scale)
-    t_dirs = teacher_dirs(out, cfg)
-    jobs = students(cfg)
-    ens_path = out / "teacher_ensembles.json"
-    if not (ens_path.exists() and all(_done(d) for d in t_dirs) and
-            all(_done(run_dir(out, m, E, s)) for _, m, E, s in jobs)):
-        data = comparison_data(proto, data_root)
-        recipe = get_recipe(proto["preset"], **proto["student_recipe"])
+    def __init__(self, scale: str, out: Path):
+        self.scale, self.out = scale, Path(out)
+        self.cfg = config.sizes(EXPERIMENT, scale)
+        self.proto = config.sizes(self.cfg["protocol"], scale)
+        self.teacher_dirs = teacher_dirs(self.out, self.cfg)
+        self._data = self._teachers = None
+        self._cache = TeacherCache()  # per process: the students of one seed share their teachers' outputs
+
+    def todo(self) -> list[runner.Run]:
+        waiting = [runner.Run(str(d.relative_to(self.out)), "teacher", None, s)
+                   for s, d in zip(self.cfg["teacher_seeds"], self.teacher_dirs) if not runner.finished(d)]
+        if waiting:
+            return waiting
+        todo = [] if (self.out / ENSEMBLES).exists() else [runner.Run(ENSEMBLES, "ensembles")]
+        return todo + [runner.Run(str(run_dir(self.out, m, E, s).relative_to(self.out)), label, (m, E), s)
+                       for label, m, E, s in students(self.cfg) if not runner.finished(run_dir(self.out, m, E, s))]
+
+    def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
+        if self._data is None:
+            self._data = comparison_data(self.proto, data_root)
+        data, recipe = self._data, get_recipe(self.proto["preset"], **self.proto["student_recipe"])
         common = dict(device=device, progress=progress, val_data=data["val"], precision=precision)
-        _run_grid([((proto["student"], data["train"], data["test"], recipe, d), dict(seed=s, **common))
-                   for s, d in zip(cfg["teacher_seeds"], t_dirs)], progress, "ensemble teachers")
-        teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in t_dirs]
-        if not ens_path.exists():
+        if run.role == "teacher":
+            runner.train_or_reuse(self.proto["student"], data["train"], data["test"], recipe, self.out / run.name,
+                                  seed=run.seed, **common)
+            return
+        if self._teachers is None:
+            self._teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in self.teacher_dirs]
+        teachers = self._teachers
+        if run.role == "ensembles":
             loader = DeviceLoader(data["test"].X, data["test"].y, recipe.eval_batch_size, train=False,
                                   mean=data["test"].mean, std=data["test"].std, device=device)
-            accs = {E: 100 * ensemble_accuracy([t.model for t in teachers[:E]], loader) for E in cfg["E"]}
-            write_record(ens_path, {"E": cfg["E"], "test_acc": [accs[E] for E in cfg["E"]]},
-                         provenance(config={"sizes": cfg, "teachers": [d.name for d in t_dirs]}))
-        cache = TeacherCache()
-        _run_grid([((proto["student"], data["train"], data["test"], recipe, run_dir(out, m, E, s)),
-                    dict(method=m, teachers=teachers[:E] if E else teachers[:1], seed=s, teacher_cache=cache,
-                         **common))
-                   for _, m, E, s in jobs], progress, "ensemble students")
-    return summarize(scale, out)
+            accs = [100 * ensemble_accuracy([t.model for t in teachers[:E]], loader) for E in self.cfg["E"]]
+            write_record(self.out / ENSEMBLES, {"E": self.cfg["E"], "test_acc": accs},
+                         provenance(config={"sizes": self.cfg, "teachers": [d.name for d in self.teacher_dirs]}))
+            return
+        method, E = run.spec
+        runner.train_or_reuse(self.proto["student"], data["train"], data["test"], recipe, self.out / run.name,
+                              method=method, teachers=teachers[:E] if E else teachers[:1], seed=run.seed,
+                              teacher_cache=self._cache, **common)
+
+    def summarize(self) -> dict:
+        return summarize(self.scale, self.out)
+
+
+def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
+        precision: str = "auto", **executor) -> dict:
+    """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise;
+    ``executor`` as ``comparison.run`` (``workers=N``, ``ray=...``)."""
+    from .comparison import run_to_summary
+    from .experiments import experiment_dir
+
+    scale = config.get_scale(scale)
+    grid = EnsembleGrid(scale, Path(out or experiment_dir(EXPERIMENT, scale)))
+    return run_to_summary(grid, data_root=data_root, device=device, progress=progress, precision=precision,
+                          **executor)
 
 
 def summarize(scale: str, out: Path | None = None) -> dict:
@@ -125,7 +153,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
         if (d / RECORD).exists():
             final = load_result(d / RECORD)["result"]["final"]
             teachers[d.name] = {"test_acc": 100 * final["test_acc"], "val_acc": 100 * final.get("val_acc", float("nan"))}
-    ens = out / "teacher_ensembles.json"
+    ens = out / ENSEMBLES
     proto = config.sizes(cfg["protocol"], scale)
     summary = {"experiment": EXPERIMENT, "scale": scale, "arch": proto["student"], "E": cfg["E"],
                "protocol": f"{cfg['protocol']} ({scale}): the students' data and recipe", "weights": cfg["weights"],

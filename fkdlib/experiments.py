@@ -1,23 +1,17 @@
 """One function per paper experiment (docs/paper.md §3); ``python -m fkdlib experiment NAME --scale ...`` calls them.
 
-Each runs a grid of (method, seed) runs through ``fkdlib.train.train``: a finished run (its
-``result.json`` says done) is skipped, a killed one resumes from its checkpoint. Every run has its own
-folder under ``results/<experiment>/<scale>/`` and the summary is computed from those files only.
+Each runs a grid of runs through ``fkdlib.runner``: a finished run (its ``result.json`` says done) is skipped, a
+killed one resumes from its checkpoint. Every run has its own folder under ``results/<experiment>/<scale>/`` and the
+summary is computed from those files only. ``**executor`` (every experiment): ``workers=N`` for N local worker
+processes, ``ray="auto"`` or a cluster's address for Ray tasks; by default the runs train one after another here.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import time
 from pathlib import Path
 
 from . import comparison, config
-from .methods import Method
 from .paths import results_dir
-from .progress import bar
-from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
-from .train import RECORD, train
+from .results import mean_ci95, mean_present, paired_ci95, provenance, write_record
 
 
 def experiment_dir(name: str, scale: str) -> Path:
@@ -26,7 +20,7 @@ def experiment_dir(name: str, scale: str) -> Path:
 
 
 def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                      precision: str = "auto") -> dict:
+                      precision: str = "auto", **executor) -> dict:
     """docs/paper.md §3.1 at our scale (``fkdlib.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
     FR, FKD, FR only) weights chosen on a held-out validation split, then paired seeds of the chosen weights.
 
@@ -34,11 +28,12 @@ def method_comparison(scale: str | None = None, data_root=None, device=None, pro
     per method the test accuracy of each seed with its mean and 95% CI, and the paired differences.
     When every run is already done (committed results), no data is loaded and nothing is trained.
     """
-    return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision)
+    return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                          **executor)
 
 
 def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                    precision: str = "auto") -> dict:
+                    precision: str = "auto", **executor) -> dict:
     """Notebook 03: the method comparison's runs that show FKD's two knobs, ``{label: {seed: run record}}``.
 
     FKD without FR at each lambda_KD of the tuning grid on the first three seeds (the kernel term alone), the
@@ -46,7 +41,7 @@ def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progr
     holds the kernel alignment with the teacher, the kernel distance, the feature norm and every loss term.
     """
     scale = config.get_scale(scale)
-    method_comparison(scale, data_root, device, progress, precision)
+    method_comparison(scale, data_root, device, progress, precision, **executor)
     grid = comparison.Grid(scale, experiment_dir("method_comparison", scale))
     chosen, _, _ = grid.choices()
     seeds = grid.seeds[:grid.cfg.get("study_seeds", 3)]
@@ -83,93 +78,23 @@ def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> N
 
 
 def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                  precision: str = "auto") -> dict:
+                  precision: str = "auto", **executor) -> dict:
     """docs/paper.md §3.2 at our scale (``fkdlib.ensemble_size``): one architecture for every teacher and student,
     the teachers trained like the students on their data; KD, FKD on the mean of the teachers' kernels and FKD on
     their concatenated features at each E, paired over seeds with plain students. Returns the summary."""
     from . import ensemble_size as grid
 
-    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision)
+    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision, **executor)
 
 
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                  precision: str = "auto") -> dict:
+                  precision: str = "auto", **executor) -> dict:
     """docs/paper.md §3.3 at our scale (``fkdlib.cross_dataset``): a teacher on one label space, students on another;
     each method's weight and learning rate chosen on validation, then paired seeds. Returns the summary."""
     from .cross_dataset import CrossGrid
 
     return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                          grid_class=CrossGrid)
-
-
-def _done(run_dir: Path) -> bool:
-    record = run_dir / RECORD
-    return record.exists() and json.loads(record.read_text())["result"]["status"] == "done"
-
-
-def _run_once(arch, train_d, test_d, recipe, run_dir: Path, wait: bool = True, **kw) -> dict | None:
-    """Train unless ``run_dir`` already holds a finished run; resume a killed one.
-
-    Several processes may work through the same grid (e.g. one per core): a run being trained by
-    another live process is waited for (``wait=True``) or skipped, returning None (``wait=False``),
-    never trained twice.
-    """
-    with _run_lock(run_dir, wait=wait) as mine:
-        if not mine:
-            return None
-        if _done(run_dir):
-            record = load_result(run_dir / RECORD)
-            _check_same_settings(record, run_dir, recipe, kw.get("method") or Method("none"))
-            return record
-        return train(arch, train_d, test_d, recipe, run_dir, resume=True, **kw)
-
-
-def _check_same_settings(record: dict, run_dir: Path, recipe, method: Method) -> None:
-    """A finished run is reused only if it was made with the recipe and method asked for now: a grid whose
-    settings changed (a new lr chosen on validation, edited sizes) must not silently keep stale runs."""
-    made = record["provenance"]["config"]
-    wanted = json.loads(json.dumps({"recipe": recipe.to_dict(), "method": method.to_dict()}))
-    diffs = [f"{part}.{k}: {made[part][k]!r} there, {v!r} now" for part, want in wanted.items()
-             for k, v in want.items() if k in made.get(part, {}) and made[part][k] != v]
-    if diffs:
-        raise RuntimeError(f"{run_dir} holds a finished run made with other settings ({'; '.join(diffs)}). "
-                           "Delete that folder to train it again with the new settings, or restore the old ones.")
-
-
-def _run_grid(jobs, progress, desc: str) -> None:
-    """Run every job, a ``(args, kwargs)`` pair for ``_run_once``; those another process is training are
-    skipped on the first pass and waited for on the second, so two workers on one grid share it out."""
-    busy = [(args, kw) for args, kw in bar(jobs, progress, desc=desc) if _run_once(*args, wait=False, **kw) is None]
-    for args, kw in busy:
-        _run_once(*args, **kw)
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir: Path, poll_s: float = 5.0, wait: bool = True):
-    """Hold ``run_dir/.lock`` (yield True), or yield False at once if a live process holds it and not ``wait``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / ".lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text() or 0)
-                os.kill(pid, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # left behind by a process that died
-                continue
-            if not wait:
-                yield False
-                return
-            time.sleep(poll_s)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield True
-    finally:
-        lock.unlink(missing_ok=True)
+                          grid_class=CrossGrid, **executor)
 
 
 EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice,

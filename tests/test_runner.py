@@ -1,0 +1,79 @@
+"""The grid runner (fkdlib.runner): the same runs and numbers through every executor, killed workers, failing runs."""
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from fkdlib import comparison, runner
+
+
+class FakeGrid:
+    """Runs that write a file; ``boom`` kills its worker the first time, ``bad`` always raises."""
+
+    experiment = "fake"
+
+    def __init__(self, scale, out):
+        self.scale, self.out = scale, Path(out)
+        self.names = ["a", "b", "c", "d"] + (["boom"] if scale == "kill" else []) + (["bad"] if scale == "raise" else [])
+
+    def todo(self):
+        return [runner.Run(n, "final") for n in self.names if not (self.out / n).exists()]
+
+    def execute(self, run, **options):
+        tries = self.out / f"{run.name}.tries"
+        tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
+        if run.name == "boom" and tries.read_text() == "1":
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-run, as one killed by the OOM killer would
+        if run.name == "bad":
+            raise ValueError("this run cannot be trained")
+        (self.out / run.name).write_text("done")
+
+    def summarize(self):
+        return {"done": sorted(p.name for p in self.out.iterdir() if "." not in p.name)}
+
+
+def _ref(scale, out):
+    return runner.GridRef("test_runner:FakeGrid", scale, str(out))
+
+
+def test_a_worker_killed_mid_run_has_its_run_redone_and_the_grid_completes(tmp_path):
+    failures = runner.run_grid(FakeGrid("kill", tmp_path), _ref("kill", tmp_path), workers=2, progress=False)
+    assert failures == {}
+    assert FakeGrid("kill", tmp_path).summarize()["done"] == ["a", "b", "boom", "c", "d"]
+    assert (tmp_path / "boom.tries").read_text() == "2"
+
+
+def test_a_run_that_raises_is_retried_once_then_reported_by_name_and_the_others_are_kept(tmp_path):
+    failures = runner.run_grid(FakeGrid("raise", tmp_path), _ref("raise", tmp_path), progress=False)
+    assert list(failures) == ["bad"] and "ValueError: this run cannot be trained" in failures["bad"]
+    assert (tmp_path / "bad.tries").read_text() == "2"
+    assert FakeGrid("raise", tmp_path).summarize()["done"] == ["a", "b", "c", "d"]
+    grid = FakeGrid("raise", tmp_path)
+    with pytest.raises(runner.GridFailed, match=r"1 run\(s\) failed twice.*\n  bad: ValueError"):
+        comparison.run_to_summary(grid)  # the summary is written first; then the failure is raised, by name
+
+
+def _finals(root: Path) -> dict:
+    """Every run's final metrics under ``root``, keyed by run folder, the wall-clock time left out."""
+    out = {}
+    for path in sorted(root.rglob("result.json")):
+        final = json.loads(path.read_text())["result"]["final"]
+        out[str(path.parent.relative_to(root))] = {k: v for k, v in final.items() if k != "wall_time_s"}
+    return out
+
+
+def test_the_smoke_comparison_gives_the_same_runs_and_numbers_through_every_executor(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    results = {}
+    for name, executor in [("sequential", {}), ("workers", {"workers": 2}), ("ray", {"ray": "auto", "workers": 2})]:
+        root = tmp_path / name
+        monkeypatch.setenv("FKD_RESULTS_DIR", str(root))
+        summary = comparison.run("smoke", progress=False, precision="fp32", threads=1, **executor)
+        results[name] = (_finals(root), summary["paired"])
+    import ray
+    ray.shutdown()
+    seq, pool, ray_runs = results["sequential"], results["workers"], results["ray"]
+    assert len(seq[0]) >= 10 and seq[0] == pool[0] == ray_runs[0]
+    assert seq[1] == pool[1] == ray_runs[1]

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup test test-lib test-nb test-browser demo lab notebooks clean-notebooks readme bench clean
+.PHONY: setup test test-lib test-nb test-browser demo lab notebooks clean-notebooks readme bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,11 @@ clean-notebooks: $(STAMP)
 ## rebuild the README's results section from the committed summaries under results/
 readme: $(STAMP)
 	$(BIN)/python -c "from fkdlib.report import update_readme; update_readme()"
+
+## on a lent GPU, at most 9 minutes: the engine's benchmark, a timed paper-recipe run, runs packed per GPU, the full
+## comparison's estimate (benchmarks/gpu_check.py; BENCHMARKS.md). No set-up: the GPU machine has torch but no internet
+gpu-check:
+	$$(test -x $(BIN)/python && echo $(BIN)/python || echo python3) benchmarks/gpu_check.py --size $${SIZE:-gpu}
 
 ## the engine vs a RepDistiller-style loop, side by side (SIZE=cpu|gpu|tiny); writes results/benchmarks/, see BENCHMARKS.md
 bench: $(STAMP)

@@ -11,7 +11,8 @@
    weights and batch order, so methods are compared by paired differences (``results.paired_ci95``).
 
 A run's folder is named by its weights (``runs/kd_w0.9_s0``), so a tuning run of the chosen weights is also
-that method's final run of the same seed: nothing is trained twice. Several processes may share the grid.
+that method's final run of the same seed: nothing is trained twice. ``fkdlib.runner`` trains the runs, one after
+another or several at once (``workers=N``, ``ray=...``).
 """
 from __future__ import annotations
 

@@ -201,6 +201,29 @@ class _Ray:
         pass
 
 
+def _estimate(grid, running, n_todo: int, capacity: int, desc: str) -> bool:
+    """Once a run has finished its first epoch: print the grid's size and its time at that rate; True once printed."""
+    import json
+    from pathlib import Path
+
+    for run in running:
+        path = Path(grid.out) / run.name / "result.json"
+        try:
+            record = json.loads(path.read_text())
+            history, epochs = record["result"]["history"], record["provenance"]["config"]["recipe"]["epochs"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if not history:
+            continue
+        first = history[0]["wall_time_s"]
+        total = first * epochs * n_todo / capacity
+        print(f"{desc}: {n_todo} run(s) to do now (more may follow as choices are made), first epoch of {run.name} took "
+              f"{first:.1f} s: about {total / 3600:.1f} h for them at {capacity} at once, if every epoch and run "
+              f"costs the same", flush=True)
+        return True
+    return False
+
+
 def make_executor(workers: int | None = None, ray: str | None = None, threads: int | None = None,
                   resources: dict | None = None):
     """The executor the options ask for: Ray if ``ray``, a process pool if ``workers`` > 1, else sequential."""
@@ -219,6 +242,7 @@ def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = N
     ex = make_executor(workers, ray, threads, resources)
     in_flight: dict[Future, Run] = {}
     attempts, failures, done = Counter(), {}, 0
+    estimated = getattr(grid, "scale", "") == "smoke"  # toys: nothing worth estimating
     runs_bar = bar(total=0, progress=progress, desc=desc, unit="run")
     try:
         while True:
@@ -231,7 +255,9 @@ def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = N
             runs_bar.refresh()
             if not in_flight:
                 break
-            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(in_flight), timeout=None if estimated else 20, return_when=FIRST_COMPLETED)
+            if not estimated:
+                estimated = _estimate(grid, in_flight.values(), len(todo), ex.capacity, desc)
             broken = False
             for f in finished:
                 run = in_flight.pop(f)

@@ -77,3 +77,21 @@ def test_the_smoke_comparison_gives_the_same_runs_and_numbers_through_every_exec
     seq, pool, ray_runs = results["sequential"], results["workers"], results["ray"]
     assert len(seq[0]) >= 10 and seq[0] == pool[0] == ray_runs[0]
     assert seq[1] == pool[1] == ray_runs[1]
+
+
+def test_a_grid_prints_its_size_and_time_once_its_first_epoch_is_measured(tmp_path, capsys):
+    class Timed(FakeGrid):
+        scale = "lite"
+
+        def execute(self, run, **options):
+            d = self.out / run.name
+            d.mkdir()
+            (d / "result.json").write_text(json.dumps({"result": {"history": [{"wall_time_s": 30.0}]},
+                                                       "provenance": {"config": {"recipe": {"epochs": 10}}}}))
+
+    grid = Timed("lite", tmp_path)
+    assert runner._estimate(grid, [], 4, 2, "grid") is False  # nothing measured yet
+    grid.execute(runner.Run("a", "final"))
+    assert runner._estimate(grid, [runner.Run("a", "final")], 4, 2, "grid")
+    out = capsys.readouterr().out
+    assert "4 run(s) to do now" in out and "first epoch of a took 30.0 s: about 0.2 h for them at 2 at once" in out

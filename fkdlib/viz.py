@@ -27,19 +27,18 @@ def savefig(fig: plt.Figure, name: str, scale: str | None = None, source: str | 
 
     ``name`` starts with the notebook's number (e.g. ``"00_kernels"``); ``scale="smoke"`` writes to
     ``figures/smoke/`` (see ``paths.figures_dir``); ``source`` (a results file or a short provenance
-    line) is printed in the figure's corner so the image says where it came from.
+    line) is printed beneath the figure, below every label, so the image says where it came from.
     """
     if source:
-        fig.text(0.995, 0.005, f"source: {source}", ha="right", va="bottom", fontsize=7, color="0.45")
-        engine = fig.get_layout_engine()
-        if engine is not None and "rect" in engine.get():
-            engine.set(rect=(0, 0.035, 1, 0.965))  # keep the axes' labels clear of the source line
+        fig.text(0.995, -0.01, f"source: {source}", ha="right", va="top", fontsize=7, color="0.45")
     out = figures_dir(scale)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    tight = dict(bbox_inches="tight", pad_inches=0.08)  # the saved image grows to hold the source line
+    fig.savefig(path, dpi=DPI, metadata={"Software": None}, **tight)
     if pdf:
-        fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None, "Creator": None, "Producer": None})
+        fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None, "Creator": None, "Producer": None},
+                    **tight)
     return path
 
 
@@ -119,6 +118,9 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
 METHOD_LABELS = {"none": "no distillation", "kd": "KD", "rkd": "RKD", "sp": "SP", "fkd-nofr": "FKD without FR",
                  "fkd": "FKD", "fr": "FR only", "fkd-unlabelled": "FKD, unlabelled kernel batch",
                  "fkd-concat": "FKD (concat, ours)"}
+# one colour per method in every figure (seaborn's colorblind palette; FKD the strongest)
+METHOD_COLORS = {"none": "#949494", "kd": "#de8f05", "rkd": "#029e73", "sp": "#56b4e9", "fkd-nofr": "#cc78bc",
+                 "fkd": "#0173b2", "fr": "#ca9161", "fkd-unlabelled": "#7f3c8d", "fkd-concat": "#d55e00"}
 
 
 def _values(test_acc) -> list:
@@ -136,7 +138,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
     n_panels = 2 if paper and paper_pair else 1
     fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), layout="constrained", squeeze=False)
     ax = axes[0][0]
-    colors = sns.color_palette(PALETTE, len(methods))
+    colors = [METHOD_COLORS.get(m, "0.3") for m in methods]
     for i, m in enumerate(methods):
         r = summary["methods"][m]
         ax.errorbar(i, r["mean"], yerr=r["ci95"] if r["ci95"] == r["ci95"] else None, fmt="o", color=colors[i],
@@ -175,7 +177,7 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
     E, rows = summary["E"], summary["rows"]
     n_panels = 2 if paper else 1
     fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.9), layout="constrained", squeeze=False)
-    colors = dict(zip(METHOD_LABELS, sns.color_palette(PALETTE, len(METHOD_LABELS))))
+    colors = METHOD_COLORS
     ax = axes[0][0]
     for i, m in enumerate(("kd", "fkd", "fkd-concat")):
         cells = [(e, rows[f"{m} E={e}"]) for e in E if f"{m} E={e}" in rows]
@@ -231,7 +233,7 @@ def validation_choices(summary: dict) -> plt.Figure:
     methods = [m for m, t in summary["tuning"].items() if len(t["rounds"][0]) > 1]
     fig, axes = plt.subplots(1, len(methods), figsize=(2.3 * len(methods) + 1.2, 3.6), layout="constrained",
                              sharey=True, squeeze=False)
-    colors = dict(zip(METHOD_LABELS, sns.color_palette(PALETTE, len(METHOD_LABELS))))
+    colors = METHOD_COLORS
     for ax, m in zip(axes[0], methods):
         table = summary["tuning"][m]
         tries = {t["run"]: t for rnd in table["rounds"] for t in rnd}  # the last round holds the most seeds

@@ -31,6 +31,9 @@ WIDGET_NOTE = "(An interactive widget: it appears when the notebook runs with a 
 COLAB_CELL = f"""\
 # On Colab: fetch the repository at the badge's branch and install fkdlib (Colab already has torch, matplotlib,
 # seaborn, ipywidgets and tqdm), then report the GPU (fkdlib picks CUDA when there is one). Elsewhere: nothing.
+# SAVE_TO_DRIVE keeps results/ (every run, its checkpoints, the committed runs copied once) on your Google Drive,
+# so a grid cut off by a disconnect resumes where it stopped when you run the notebook again.
+SAVE_TO_DRIVE = False  # @param {{type:"boolean"}}
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     REPO_DIR = "/content/fkd"
@@ -40,6 +43,14 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", REPO_DIR], check=True)
     sys.path.insert(0, REPO_DIR)
     os.chdir(os.path.join(REPO_DIR, "notebooks"))
+    if SAVE_TO_DRIVE:
+        import shutil
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["FKD_RESULTS_DIR"] = "/content/drive/MyDrive/fkd-results"
+        shutil.copytree(os.path.join(REPO_DIR, "results"), os.environ["FKD_RESULTS_DIR"], dirs_exist_ok=True,
+                        copy_function=lambda src, dst: os.path.exists(dst) or shutil.copy2(src, dst))
+        print("results go to", os.environ["FKD_RESULTS_DIR"])
     import torch
     print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
           else "none (for the full scale: Runtime > Change runtime type > GPU)")"""

@@ -135,3 +135,22 @@ def test_out_of_order_counts_oversize_and_errors_are_reported_not_hidden(tmp_pat
     found = hygiene.problems(path)
     assert any("[1, 7, 3]" in p for p in found) and any("stderr" in p for p in found) and any("MB" in p for p in found)
     assert hygiene.main([str(path)]) == 1 and json.loads(path.read_text())["cells"][2]["execution_count"] == 7
+
+
+def test_every_notebook_has_a_parameters_cell_with_form_fields_and_the_drive_option():
+    import json
+    import re
+
+    from fkdlib.notebook_hygiene import COLAB_CELL
+    from fkdlib.paths import REPO_ROOT
+
+    for path in sorted((REPO_ROOT / "notebooks").glob("0*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(params) == 1, path.name
+        src = "".join(params[0]["source"])
+        assert re.search(r'^SCALE = "lite"  # @param \["smoke", "lite", "full"\]$', src, re.M), path.name
+        assert 'os.environ.get("FKD_SCALE", SCALE)' in src, path.name  # nbval and CI still choose the scale
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert "".join(code[0]["source"]) == COLAB_CELL and code[1] is params[0], path.name
+    assert 'SAVE_TO_DRIVE = False  # @param {type:"boolean"}' in COLAB_CELL and "FKD_RESULTS_DIR" in COLAB_CELL

@@ -104,6 +104,34 @@ def _cross_dataset(rec: dict, path: Path) -> str:
     return text
 
 
+def demo_summary(root: str | Path, scale: str = "lite") -> str:
+    """What ``make demo`` showed, in a few lines, from the results it wrote under ``root/results`` (notebook 00's
+    quickstart and notebook 02's multi-view theory), and where its figures and executed notebooks are."""
+    root = Path(root)
+    lines = [f"make demo ({scale} scale, built-in synthetic data):"]
+    quick = root / "results" / "quickstart" / f"{scale}.json"
+    if quick.exists():
+        q = load_result(quick)["result"]
+        st = q["students"]
+        lines.append(f"- notebook 00, FKD in one page: teacher {100 * q['teacher_test_accuracy']:.1f}% test; kernel alignment "
+                     f"with the teacher from {st['plain']['alignment_start']:.2f} at the start to "
+                     f"{st['plain']['alignment_end']:.2f} for the plain student and {st['FKD']['alignment_end']:.2f} for the "
+                     f"FKD student; test accuracy plain {100 * st['plain']['test_accuracy']:.1f}%, "
+                     f"FKD {100 * st['FKD']['test_accuracy']:.1f}%.")
+    theory = root / "results" / "theory" / f"{scale}.json"
+    if theory.exists():
+        t = load_result(theory)["result"]["fkd_vs_E"]
+        es = [k for k in t if k.startswith("E=")]
+        accs = ", ".join(f"{k} {100 * t[k]['mean']:.1f}%" for k in es)
+        lines.append(f"- notebook 02, the multi-view theory: single-view test accuracy of students distilled from E "
+                     f"teachers: {accs} (the theorem's ideal: " + ", ".join(f"{100 * t[k]['theorem']:.1f}%" for k in es)
+                     + (f"; a student trained alone {100 * t['plain']['mean']:.1f}%" if "plain" in t else "") + ").")
+    figures = sorted((root / "figures").glob("*.png"))
+    lines.append(f"- {len(figures)} figures in {root / 'figures'}, the executed notebooks in {root}, their records "
+                 f"in {root / 'results'}.")
+    return "\n".join(lines)
+
+
 def update_readme(readme: Path = REPO_ROOT / "README.md", scale: str = "lite") -> Path:
     """Rewrite the text between the results markers of ``readme``; the rest of the file is left alone."""
     text = readme.read_text()

@@ -59,7 +59,9 @@ _SIZES["method_comparison"] = {
     # limited by its steps; at 2,500 images the same steps take it past its test accuracy (train 66%, test 57%
     # after the second decay: pilot none_n2500_b128_lr0.1_e40), the memorising regime of the paper's students,
     # and the two learning-rate decays make it plateau. Tested once, on all 10,000 test images.
-    "lite": dict(dataset="cifar10-real", teacher="resnet20", student="resnet8", preset="lite", methods=_METHODS,
+    # download: torchvision fetches CIFAR-10 on first use where neither it nor the JPEG copy is found
+    "lite": dict(dataset="cifar10-real", download=True, teacher="resnet20", student="resnet8", preset="lite",
+                 methods=_METHODS,
                  seeds=[0, 1, 2, 3, 4], val_size=5000, teacher_size=20000, train_size=2500, tuning=_TUNING,
                  teacher_recipe=dict(epochs=12, batch_size=128, lr=0.1, milestones=(6, 9), train_subset=0,
                                      test_subset=0, eval_last=3),
@@ -122,7 +124,8 @@ _SIZES["cross_dataset"] = {
     # automobile, bird, cat, deer; resnet8 students on 2,500 of dog, frog, horse, ship, truck (1,000 more held out
     # for validation), with the method comparison's student recipe (30 epochs, decays at 15 and 23: it plateaus);
     # the unlabelled pool is 20,000 training images of any class, the students' validation images excluded
-    "lite": dict(dataset="cifar10-real", teacher="resnet20", student="resnet8", teacher_classes=[0, 1, 2, 3, 4],
+    "lite": dict(dataset="cifar10-real", download=True, teacher="resnet20", student="resnet8",
+                 teacher_classes=[0, 1, 2, 3, 4],
                  student_classes=[5, 6, 7, 8, 9], preset="lite", methods=["none", "rkd", "sp", "fkd", "fkd-unlabelled"],
                  seeds=[0, 1, 2], val_size=1000, teacher_size=10000, train_size=2500, unlabelled_size=20000,
                  kd_batch_size=128, tuning=_CROSS_TUNING,

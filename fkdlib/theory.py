@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .losses import fkd_loss
 from .progress import bar
+from .results import mean_ci95
 from .theory_data import MultiViewData
 
 
@@ -235,16 +236,7 @@ def summarise(correct: torch.Tensor, data: MultiViewData, learned: torch.Tensor,
             "acc_own": part(own), "acc_teacher_only": part(union & ~own), "acc_neither": part(~union)}
 
 
-_T975 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]
-
-
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of a 95% Student-t interval over independent runs (e.g. seeds)."""
-    x = torch.as_tensor(values, dtype=torch.float64).flatten()
-    n = len(x)
-    if n < 2:
-        return float(x.mean()), float("nan")
-    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-    return float(x.mean()), float(t * x.std() / math.sqrt(n))
+    """Mean and half-width of a 95% Student-t interval over independent runs (e.g. seeds): ``results.mean_ci95``
+    of any tensor or sequence of numbers."""
+    return mean_ci95(torch.as_tensor(values, dtype=torch.float64).flatten().tolist())

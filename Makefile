@@ -55,9 +55,9 @@ notebooks: $(STAMP)
 		--ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9]*.ipynb
 	$(MAKE) clean-notebooks
 
-## normalise the notebooks for committing: outputs kept, volatile metadata and widget state dropped (fkdlib.notebook_hygiene)
+## normalise the notebooks for committing: outputs kept, volatile metadata and widget state dropped (tools/notebook_hygiene.py)
 clean-notebooks: $(STAMP)
-	$(BIN)/python -m fkdlib.notebook_hygiene notebooks/[0-9]*.ipynb
+	$(BIN)/python tools/notebook_hygiene.py notebooks/[0-9]*.ipynb
 
 ## rebuild the README's results section from the committed summaries under results/
 readme: $(STAMP)

@@ -1,4 +1,5 @@
 """Committed notebooks are clean, carry a Colab badge for their own path, and a Colab cell that is a no-op elsewhere."""
+import importlib.util
 import json
 import re
 import subprocess
@@ -10,8 +11,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from fkdlib import notebook_hygiene as hygiene
-from fkdlib.paths import REPO_ROOT
+_SPEC = importlib.util.spec_from_file_location(
+    "notebook_hygiene", Path(__file__).resolve().parent.parent / "tools" / "notebook_hygiene.py")
+hygiene = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(hygiene)
+
+from fkdlib.paths import REPO_ROOT  # noqa: E402
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 IDS = [p.name for p in NOTEBOOKS]
@@ -141,7 +146,7 @@ def test_every_notebook_has_a_parameters_cell_with_form_fields_and_the_drive_opt
     import json
     import re
 
-    from fkdlib.notebook_hygiene import COLAB_CELL
+    COLAB_CELL = hygiene.COLAB_CELL
     from fkdlib.paths import REPO_ROOT
 
     for path in sorted((REPO_ROOT / "notebooks").glob("0*.ipynb")):

@@ -3,7 +3,9 @@
 ``clean(nb)`` normalises one notebook; ``problems(path)`` says what keeps a committed one from being clean.
 From the shell (``make clean-notebooks``; ``--check`` changes nothing and exits 1 on a problem)::
 
-    python -m fkdlib.notebook_hygiene [--check] [notebooks/NN_name.ipynb ...]
+    python tools/notebook_hygiene.py [--check] [notebooks/NN_name.ipynb ...]
+
+A development tool (it needs nbformat, from the dev extra), so it lives outside the runtime package.
 
 Clean means: notebook metadata holds only the ``python3`` kernelspec and the language's name (no widget
 state, no versions from someone's machine); cells keep only their ``tags``; live widgets are replaced by one
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from .paths import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 REPO, REF = "fkd-project/fkd", "main"   # where the repository is published: the badges and the Colab cell use it
 MAX_BYTES = 2_000_000
@@ -147,7 +149,7 @@ def problems(path: str | Path) -> list[str]:
     if badges != [badge_url(rel)]:
         found.append(f"the first cell needs one Colab badge linking to {badge_url(rel)}, not {badges}")
     if not code or code[0].source != COLAB_CELL:
-        found.append("the first code cell is not fkdlib.notebook_hygiene.COLAB_CELL")
+        found.append("the first code cell is not tools/notebook_hygiene.py's COLAB_CELL")
     return found
 
 

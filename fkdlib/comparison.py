@@ -224,6 +224,29 @@ class Grid:
     def summarize(self) -> dict:
         return summarize(self.scale, self.out)
 
+    def final_rows(self, chosen: dict) -> tuple[dict, dict]:
+        """``(rows, by_seed)``: per final method its chosen candidate, the test accuracy of every seed with its mean
+        and 95% CI, and its finals' diagnostics (means over seeds); and ``{method: {seed: test accuracy}}``."""
+        rows, by_seed = {}, {}
+        for name in self.cfg["methods"]:
+            if name not in chosen:
+                continue
+            recs = {s: r for s in self.seeds if (r := self.record(chosen[name], s)) is not None}
+            by_seed[name] = {s: 100 * r["result"]["final"]["test_acc"] for s, r in recs.items()}
+            finals = [r["result"]["final"] for r in recs.values()]
+            mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
+            gamma = self.method(chosen[name]).gamma
+            rows[name] = {"run": self.name(chosen[name]), "method": self.describe(chosen[name]),
+                          "test_acc": by_seed[name], "mean": mean, "ci95": ci, "n": len(recs),
+                          "train_acc": mean_present(100 * f["train_acc"] for f in finals),
+                          "val_acc": mean_present(100 * f["val_acc"] for f in finals),
+                          "train_ce": mean_present(f["train_ce"] / gamma for f in finals),  # unweighted
+                          "kernel_distance": mean_present(f.get("kernel_distance") for f in finals),
+                          "kernel_alignment": mean_present(f.get("kernel_alignment") for f in finals),
+                          "feature_norm": mean_present(f.get("feature_norm") for f in finals),
+                          "last_two_epochs_gain": mean_present(_last_two_gain(r) for r in recs.values())}
+        return rows, by_seed
+
     def data(self, data_root=None) -> dict:
         return comparison_data(self.cfg, data_root)
 
@@ -284,24 +307,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
     grid = Grid(scale, out)
     chosen, tables, _ = grid.choices()
     teacher = load_result(grid.teacher_dir / "result.json")
-    methods, by_seed = {}, {}
-    for name in grid.cfg["methods"]:
-        if name not in chosen:
-            continue
-        recs = {s: grid.record(chosen[name], s) for s in grid.seeds}
-        recs = {s: r for s, r in recs.items() if r is not None}
-        by_seed[name] = {s: 100 * r["result"]["final"]["test_acc"] for s, r in recs.items()}
-        finals = [r["result"]["final"] for r in recs.values()]
-        mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
-        methods[name] = {"run": run_name(chosen[name]), "method": chosen[name].to_dict(), "test_acc": by_seed[name],
-                         "mean": mean, "ci95": ci, "n": len(recs),
-                         "train_acc": mean_present(100 * f["train_acc"] for f in finals),
-                         "val_acc": mean_present(100 * f["val_acc"] for f in finals),
-                         "train_ce": mean_present(f["train_ce"] / chosen[name].gamma for f in finals),  # unweighted
-                         "kernel_distance": mean_present(f.get("kernel_distance") for f in finals),
-                         "kernel_alignment": mean_present(f.get("kernel_alignment") for f in finals),
-                         "feature_norm": mean_present(f.get("feature_norm") for f in finals),
-                         "last_two_epochs_gain": mean_present(_last_two_gain(r) for r in recs.values())}
+    methods, by_seed = grid.final_rows(chosen)
     paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
               if by_seed.get(a) and by_seed.get(b)}
     t_final = teacher["result"]["final"]

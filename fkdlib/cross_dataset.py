@@ -16,7 +16,7 @@ from .comparison import Grid, run_name
 from .comparison_data import cross_data
 from .methods import Method
 from .recipes import get_recipe
-from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+from .results import load_result, paired_ci95, provenance, write_record
 
 EXPERIMENT = "cross_dataset"
 # the paired differences the summary reports: (a, b) means a - b
@@ -98,19 +98,7 @@ class CrossGrid(Grid):
         rate with the test accuracy of every seed (mean, 95% CI), and the paired differences."""
         chosen, tables, _ = self.choices()
         teacher = load_result(self.teacher_dir / "result.json")
-        methods, by_seed = {}, {}
-        for name in self.cfg["methods"]:
-            if name not in chosen:
-                continue
-            recs = {s: r for s in self.seeds if (r := self.record(chosen[name], s)) is not None}
-            by_seed[name] = {s: 100 * r["result"]["final"]["test_acc"] for s, r in recs.items()}
-            finals = [r["result"]["final"] for r in recs.values()]
-            mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
-            methods[name] = {"run": self.name(chosen[name]), "method": chosen[name].to_dict(),
-                             "test_acc": by_seed[name], "mean": mean, "ci95": ci, "n": len(recs),
-                             "train_acc": mean_present(100 * f["train_acc"] for f in finals),
-                             "val_acc": mean_present(100 * f["val_acc"] for f in finals),
-                             "kernel_distance": mean_present(f.get("kernel_distance") for f in finals)}
+        methods, by_seed = self.final_rows(chosen)
         paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
                   if by_seed.get(a) and by_seed.get(b)}
         t_cfg = teacher["provenance"]["config"]

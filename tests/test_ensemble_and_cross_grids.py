@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from fkdlib import comparison, config, cross_dataset, ensemble_size, experiments
+from fkdlib import comparison, config, cross_dataset, experiments
 from fkdlib.comparison_data import cross_data
 from fkdlib.kernels import feature_kernel
 from fkdlib.losses import fkd_loss
@@ -40,13 +40,17 @@ def test_concat_is_a_rule_of_fkd_only_and_mean_records_read_as_before():
         "fkd_w30_fr0.001norm_concat"
 
 
-@pytest.fixture(scope="module")
-def ensemble_grid(tmp_path_factory):
+def _smoke_grid(tmp_path_factory, experiment):
+    """Run ``experiment`` at smoke size into its own results folder; yield its summary."""
     mp = pytest.MonkeyPatch()
     mp.setenv("FKD_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
-    summary = experiments.ensemble_size("smoke", progress=False, precision="fp32")
-    yield summary
+    yield experiment("smoke", progress=False, precision="fp32")
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def ensemble_grid(tmp_path_factory):
+    yield from _smoke_grid(tmp_path_factory, experiments.ensemble_size)
 
 
 def test_ensemble_teachers_are_trained_like_the_students_on_their_data_with_seeds_of_their_own(ensemble_grid):
@@ -96,11 +100,7 @@ def test_a_teacher_cache_changes_no_number(ensemble_grid, tmp_path, monkeypatch)
 
 @pytest.fixture(scope="module")
 def cross_grid(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FKD_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
-    summary = experiments.cross_dataset("smoke", progress=False, precision="fp32")
-    yield summary
-    mp.undo()
+    yield from _smoke_grid(tmp_path_factory, experiments.cross_dataset)
 
 
 def test_cross_data_splits_label_spaces_and_keeps_validation_out_of_the_unlabelled_pool():

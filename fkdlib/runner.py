@@ -15,7 +15,6 @@ runs), ``workers=N`` (``concurrent.futures`` with the spawn start method: N proc
 from __future__ import annotations
 
 import importlib
-import os
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -105,6 +104,10 @@ def check_settings(record: dict, run_dir, recipe, method) -> None:
                            "Delete that folder to train it again with the new settings, or restore the old ones.")
 
 
+# the CPU threads of one run, whatever runs it: a CPU's sums depend on how many threads share them, so a fixed count
+# makes a run give the same numbers in this process, in a worker or in a Ray task; the cores go to --workers N
+THREADS = 1
+
 _GRIDS: dict[GridRef, object] = {}  # per process: each grid built once, with the data and teachers it loaded
 
 
@@ -150,7 +153,7 @@ class _Pool:
     """N spawned worker processes (``concurrent.futures``); a pool broken by a killed worker is replaced."""
 
     def __init__(self, workers: int, threads):
-        self.capacity, self.threads = workers, threads or max(1, (os.cpu_count() or 1) // workers)
+        self.capacity, self.threads = workers, threads
         self.pool = self._new()
 
     def _new(self):
@@ -188,7 +191,7 @@ class _Ray:
         per_run = self.resources.get("num_cpus", 1)
         slots = int(ray.cluster_resources().get("CPU", 1) // max(per_run, 1e-9))
         self.capacity = workers or max(1, slots)
-        self.threads = threads or max(1, int(per_run))
+        self.threads = threads
         self.task = ray.remote(execute).options(**self.resources)
 
     def submit(self, ref, run) -> Future:
@@ -224,7 +227,7 @@ def _estimate(grid, running, n_todo: int, capacity: int, desc: str) -> bool:
     return False
 
 
-def make_executor(workers: int | None = None, ray: str | None = None, threads: int | None = None,
+def make_executor(workers: int | None = None, ray: str | None = None, threads: int | None = THREADS,
                   resources: dict | None = None):
     """The executor the options ask for: Ray if ``ray``, a process pool if ``workers`` > 1, else sequential."""
     if ray:
@@ -234,7 +237,7 @@ def make_executor(workers: int | None = None, ray: str | None = None, threads: i
     return _Sequential(threads)
 
 
-def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = None, threads: int | None = None,
+def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = None, threads: int | None = THREADS,
              resources: dict | None = None, progress: bool | None = None, retries: int = 1,
              desc: str = "runs") -> dict[str, str]:
     """Train every run ``grid.todo()`` asks for until it asks for none, ``capacity`` at a time; returns the runs that

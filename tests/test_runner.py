@@ -70,7 +70,7 @@ def test_the_smoke_comparison_gives_the_same_runs_and_numbers_through_every_exec
     for name, executor in [("sequential", {}), ("workers", {"workers": 2}), ("ray", {"ray": "auto", "workers": 2})]:
         root = tmp_path / name
         monkeypatch.setenv("FKD_RESULTS_DIR", str(root))
-        summary = comparison.run("smoke", progress=False, precision="fp32", threads=1, **executor)
+        summary = comparison.run("smoke", progress=False, precision="fp32", **executor)  # one thread a run
         results[name] = (_finals(root), summary["paired"])
     import ray
     ray.shutdown()

@@ -33,7 +33,7 @@ CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr")
 def run_name(method: Method) -> str:
     """A run folder's name from the weights that matter: ``none``, ``kd_w0.9``, ``fkd_w100_fr0.01sq``, ``fr_fr0.001norm``
     (``..._concat``: FKD on the kernel of the teachers' concatenated features)."""
-    name = method.name if method.name in ("none", "fr") else f"{method.name}_w{float(f'{method.lam_kd:.3g}'):g}"
+    name = f"{method.name}_w{float(f'{method.lam_kd:.3g}'):g}" if method.needs_teacher else method.name
     if method.lam_fr > 0:
         name += f"_fr{method.lam_fr:g}{'sq' if method.fr_squared else 'norm'}"
     return name + ("_concat" if method.ensemble == "concat" else "")

@@ -69,6 +69,16 @@ class Method:
         return self.name not in ("none", "fr")
 
     @property
+    def needs_label_space(self) -> bool:
+        """KD compares class probabilities, so its teachers must share the student's classes; the others do not."""
+        return self.name == "kd"
+
+    @property
+    def term_on_labelled_batch(self) -> bool:
+        """KD's term reads the teachers' logits on the labelled batch even when a kernel batch is given."""
+        return self.name == "kd"
+
+    @property
     def teacher_features_used(self) -> int:
         """How many of the teachers' last features the loss reads (SP: the last conv map, ``feats[-2]``)."""
         return 2 if self.name == "sp" else 1

@@ -71,7 +71,7 @@ def fit_in_memory(
         xb = to_float(X[idx])
         feats, logits = student(xb, is_feat=True)
         with torch.no_grad():
-            teacher_outputs = [t(xb, is_feat=True) for t in teachers] if method.name != "none" else []
+            teacher_outputs = [t(xb, is_feat=True) for t in teachers] if method.needs_teacher else []
         terms = loss_terms(method, feats, logits, y[idx], teacher_outputs)
         loss = sum(terms.values())
         if not math.isfinite(loss.item()):

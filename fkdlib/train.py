@@ -200,7 +200,7 @@ class TrainStep:
         method = self.method
         teacher_out, kd_feats, kd_teacher_out = [], None, None
         if method.needs_teacher:
-            if method.name == "kd" or kd_x is None:
+            if method.term_on_labelled_batch or kd_x is None:
                 teacher_out = self.teacher_outputs(xb)
             if kd_x is not None:
                 kd_teacher_out = self.teacher_outputs(kd_x)
@@ -384,7 +384,7 @@ def _subset(X, y, n):
 def _check_setup(method, teachers, train_data, out_dir, resume, overwrite):
     if method.needs_teacher and not teachers:
         raise ValueError(f"method {method.name!r} distils from teachers, but none were given")
-    if method.name == "kd":
+    if method.needs_label_space:
         for t in teachers:
             if list(t.classes) != list(train_data.classes):
                 raise ValueError(

@@ -43,7 +43,7 @@ demo: $(STAMP)
 		FKD_RESULTS_DIR=$(CURDIR)/build/demo/results $(BIN)/jupyter nbconvert --to notebook --execute \
 		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 --output-dir build/demo \
 		notebooks/00_quickstart.ipynb notebooks/02_multiview_theory.ipynb
-	@$(BIN)/python -c "from fkdlib.report import demo_summary; print(demo_summary('build/demo', '$${SCALE:-lite}'))"
+	@$(BIN)/python -c "from fkdlib.experiments.report import demo_summary; print(demo_summary('build/demo', '$${SCALE:-lite}'))"
 
 ## the same at smoke size, in seconds (what CI can afford; claims nothing)
 demo-smoke:
@@ -61,7 +61,7 @@ clean-notebooks: $(STAMP)
 
 ## rebuild the README's results section from the committed summaries under results/
 readme: $(STAMP)
-	$(BIN)/python -c "from fkdlib.report import update_readme; update_readme()"
+	$(BIN)/python -c "from fkdlib.experiments.report import update_readme; update_readme()"
 
 ## on a lent GPU, at most 9 minutes: the engine's benchmark, a timed paper-recipe run, runs packed per GPU, the full
 ## comparison's estimate (benchmarks/gpu_check.py; BENCHMARKS.md). No set-up: the GPU machine has torch but no internet

@@ -9,10 +9,10 @@
 ``DataLoader`` (shuffled, ``--workers`` worker processes) over PIL images with ``RandomCrop(32, padding=4)``,
 ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize(mean, std)``; float32, eager, NCHW; the teachers in
 eval mode under ``torch.no_grad``; per step ``loss.item()`` and top-1 accuracy into running averages, as
-RepDistiller's meters do. **The engine** is what ``fkdlib.train.train`` runs: ``DeviceLoader`` (uint8 data
+RepDistiller's meters do. **The engine** is what ``fkdlib.engine.train.train`` runs: ``DeviceLoader`` (uint8 data
 on the device, the same per-image crop and flip drawn in torch), ``TrainStep`` (channels_last, folded
 teachers under inference mode, autocast in the device's fast precision) and ``EpochStats`` (metrics summed on
-the device). Both compute their losses with ``fkdlib.methods.loss_terms``: only the pipeline differs.
+the device). Both compute their losses with ``fkdlib.distill.methods.loss_terms``: only the pipeline differs.
 
 Every case runs the same model pair, batch and number of steps after warm-up: first the reference (warm-up,
 then ``--rounds`` rounds of ``--steps`` steps), then, once the reference's loader workers are stopped (so
@@ -47,15 +47,15 @@ from torch.utils.data import DataLoader, Dataset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fkdlib import amp  # noqa: E402
-from fkdlib.checks import finite_checks  # noqa: E402
+from fkdlib.engine import amp  # noqa: E402
+from fkdlib.distill.checks import finite_checks  # noqa: E402
 from fkdlib.device import describe_device, get_device  # noqa: E402
-from fkdlib.loader import DeviceLoader  # noqa: E402
-from fkdlib.methods import Method, loss_terms  # noqa: E402
+from fkdlib.data.loader import DeviceLoader  # noqa: E402
+from fkdlib.distill.methods import Method, loss_terms  # noqa: E402
 from fkdlib.models import create_model  # noqa: E402
-from fkdlib.results import provenance  # noqa: E402
-from fkdlib.teachers import Teacher  # noqa: E402
-from fkdlib.train import EpochStats, TrainStep  # noqa: E402
+from fkdlib.records import provenance  # noqa: E402
+from fkdlib.models.teachers import Teacher  # noqa: E402
+from fkdlib.engine.train import EpochStats, TrainStep  # noqa: E402
 
 MEAN, STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)  # CIFAR-100, as RepDistiller
 EPOCH_IMAGES = 50_000  # one CIFAR training epoch
@@ -149,7 +149,7 @@ class ReferenceLoop:
 
 # ---------------------------------------------------------------------------- the engine
 class EngineLoop:
-    """What ``fkdlib.train.train`` does per step: a DeviceLoader batch, ``TrainStep``, ``EpochStats.add``."""
+    """What ``fkdlib.engine.train.train`` does per step: a DeviceLoader batch, ``TrainStep``, ``EpochStats.add``."""
 
     def __init__(self, student, teachers, method, X, y, batch, device, precision="auto", fold=True,
                  compile=False, lr=0.05):

@@ -21,13 +21,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fkdlib.config import sizes  # noqa: E402
+from fkdlib.experiments.config import sizes  # noqa: E402
 from fkdlib.data import load_train_test  # noqa: E402
-from fkdlib.methods import Method  # noqa: E402
-from fkdlib.recipes import get_recipe  # noqa: E402
-from fkdlib.results import provenance, write_record  # noqa: E402
-from fkdlib.teachers import load_teacher  # noqa: E402
-from fkdlib.train import train  # noqa: E402
+from fkdlib.distill.methods import Method  # noqa: E402
+from fkdlib.engine.recipes import get_recipe  # noqa: E402
+from fkdlib.records import provenance, write_record  # noqa: E402
+from fkdlib.models.teachers import load_teacher  # noqa: E402
+from fkdlib.engine.train import train  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -5,13 +5,13 @@ Needs only torch, torchvision and tqdm (no jupyter, no ray: the GPU machine has 
 
 1. **The engine against the reference loop**: ``bench_engine.py --size gpu`` (bf16), written to
    ``results/benchmarks/cuda-<date>.json`` as BENCHMARKS.md's GPU table reads it.
-2. **One paper-recipe run, timed**: a vgg13 -> vgg8 FKD student (``fkdlib.train.train``, the paper's recipe:
+2. **One paper-recipe run, timed**: a vgg13 -> vgg8 FKD student (``fkdlib.engine.train.train``, the paper's recipe:
    160 epochs, batch 128) on real CIFAR-10 images (the JPEG copy where it is carried, else CIFAR-10 in
    ``FKD_DATA_DIR``; synthetic at ``--size tiny``); the teacher is untrained (its weights do not change the time).
    First a few epochs; all 160 if the measured seconds per epoch say they fit the time left, else the seconds per
    epoch stand as the measurement.
 3. **Runs at once on one device**: 1, 2, 4 and 8 resnet8 runs of the lite protocol's size (2,500 CIFAR-shaped
-   synthetic images: the time does not depend on the pixels; batch 128) through the worker pool (``fkdlib.runner``,
+   synthetic images: the time does not depend on the pixels; batch 128) through the worker pool (``fkdlib.experiments.runner``,
    ``--workers K``), timed from submission to the last record, worker start-up included: runs an hour at each K.
 4. **The estimate**: the full method comparison (a teacher and 30 students of 160 epochs) on this device, from 2's
    seconds per epoch and 3's best packing.
@@ -35,15 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from fkdlib import runner  # noqa: E402
+from fkdlib.experiments import runner  # noqa: E402
 from fkdlib.data import load_train_test  # noqa: E402
 from fkdlib.device import describe_device, get_device  # noqa: E402
-from fkdlib.methods import Method  # noqa: E402
+from fkdlib.distill.methods import Method  # noqa: E402
 from fkdlib.models import create_model  # noqa: E402
-from fkdlib.recipes import get_recipe  # noqa: E402
-from fkdlib.results import provenance  # noqa: E402
-from fkdlib.teachers import Teacher  # noqa: E402
-from fkdlib.train import train  # noqa: E402
+from fkdlib.engine.recipes import get_recipe  # noqa: E402
+from fkdlib.records import provenance  # noqa: E402
+from fkdlib.models.teachers import Teacher  # noqa: E402
+from fkdlib.engine.train import train  # noqa: E402
 
 SIZES = {
     # a CPU in about a minute: synthetic images, a couple of epochs, packing 1 and 2
@@ -56,7 +56,7 @@ FULL_COMPARISON_RUNS = 31  # the teacher and 30 students (docs/paper.md §3.1 at
 
 
 class PackingGrid:
-    """K identical resnet8 runs of the lite protocol's size (K = the scale's number), for ``fkdlib.runner``."""
+    """K identical resnet8 runs of the lite protocol's size (K = the scale's number), for ``fkdlib.experiments.runner``."""
 
     experiment = "gpu_check_packing"
 

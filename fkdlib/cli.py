@@ -8,7 +8,7 @@
 
 Every run writes ``<out>/result.json`` (metrics and provenance) after each epoch, ``<out>/checkpoints/last.pt``
 (``--resume`` continues from it) and ``<out>/model.pt`` at the end. Errors come back as one line.
-Model files are read with ``weights_only=True`` (``fkdlib.safe_load``): a file that could run code is refused
+Model files are read with ``weights_only=True`` (``fkdlib.models.checkpoints``): a file that could run code is refused
 unless ``--trust-checkpoint`` is given; ``resave`` rewrites one you trust as plain data, once.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ import argparse
 import json
 import sys
 
-from .amp import PRECISIONS
-from .methods import METHODS, Method
+from .engine.amp import PRECISIONS
+from .distill.methods import METHODS, Method
 from .models import list_models
-from .recipes import PRESETS, get_recipe
+from .engine.recipes import PRESETS, get_recipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,7 +113,7 @@ def _add_common(p):
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="the networks' arithmetic (default auto: bf16 where the device has it; see fkdlib.amp)")
+                   help="the networks' arithmetic (default auto: bf16 where the device has it; see fkdlib.engine.amp)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (opt-in; falls back to eager)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -131,16 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> dict:
     if args.command == "resave":
-        from .safe_load import resave
+        from .models.checkpoints import resave
         return {"resaved": [resave(p, trust=args.trust_checkpoint) for p in args.paths]}
     from .data import load_train_test
     from .device import get_device
-    from .teachers import load_teacher
-    from .train import evaluate_accuracy, train
+    from .models.teachers import load_teacher
+    from .engine.train import evaluate_accuracy, train
 
     device = get_device(args.device)
     if args.command == "experiment":
-        from .experiments import EXPERIMENTS
+        from .experiments.catalog import EXPERIMENTS
         extra = {"precision": args.precision} if args.precision != "auto" else {}
         if args.workers:
             extra["workers"] = args.workers
@@ -152,7 +152,7 @@ def _run(args) -> dict:
                                       progress=False if args.quiet else None, **extra)
     classes = [int(c) if c.strip().isdigit() else c.strip() for c in args.classes.split(",")] if args.classes else None
     if args.command == "evaluate":
-        from .loader import DeviceLoader
+        from .data.loader import DeviceLoader
         t = load_teacher(args.checkpoint, arch=args.arch, num_classes=None, device=device, trust=args.trust_checkpoint)
         _, test = load_train_test(args.dataset, args.data_dir, args.download, classes=classes, test_split=args.split)
         loader = DeviceLoader(test.X, test.y, 512, train=False, mean=test.mean, std=test.std, device=device)

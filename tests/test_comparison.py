@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from fkdlib import comparison, comparison_data as cd, config
+from fkdlib.experiments import comparison
+from fkdlib.experiments import splits as cd
+from fkdlib.experiments import config
 from fkdlib.data import ImageData
-from fkdlib.methods import Method
-from fkdlib.results import paired_ci95, verdict
+from fkdlib.distill.methods import Method
+from fkdlib.records import paired_ci95, verdict
 
 
 def _indexed_images(n, split):
@@ -40,7 +42,7 @@ def test_the_validation_split_is_fixed_held_out_and_the_students_images_are_the_
 
 def test_seed_s_gives_every_method_the_same_initial_weights_and_first_batch(monkeypatch, tmp_path):
     """Pairing: what differs between two methods of one seed is the loss, not the draw."""
-    from fkdlib import train as engine
+    from fkdlib.engine import train as engine
     from fkdlib.data import load_synthetic
 
     train_d, test_d = load_synthetic("train", n_per_class=8, num_classes=4, image_size=16), \
@@ -49,7 +51,7 @@ def test_seed_s_gives_every_method_the_same_initial_weights_and_first_batch(monk
     recipe = engine.Recipe(epochs=1, batch_size=8, lr=0.01, milestones=(), weight_decay=0.0, eval_batch_size=16,
                            probe_size=8)
     engine.train("resnet8", train_d, test_d, recipe, teacher_dir, seed=5, progress=False)
-    from fkdlib.teachers import load_teacher
+    from fkdlib.models.teachers import load_teacher
     teacher = load_teacher(teacher_dir / engine.MODEL)
 
     seen = []
@@ -158,7 +160,7 @@ def test_fkd_tries_its_regulariser_at_the_lambda_chosen_without_it_and_fr_only_c
 
 @pytest.mark.parametrize("squared", [True, False])
 def test_the_fr_only_control_is_cross_entropy_plus_the_regulariser_and_needs_no_teacher(squared):
-    from fkdlib.methods import loss_terms
+    from fkdlib.distill.methods import loss_terms
 
     torch.manual_seed(0)
     h, logits, y = torch.randn(16, 8, dtype=torch.float64), torch.randn(16, 5, dtype=torch.float64), \

@@ -9,14 +9,14 @@ import copy
 import pytest
 import torch
 
-from fkdlib import amp
+from fkdlib.engine import amp
 from fkdlib.data import ImageData, synthetic_images
-from fkdlib.loader import DeviceLoader
-from fkdlib.methods import Method
+from fkdlib.data.loader import DeviceLoader
+from fkdlib.distill.methods import Method
 from fkdlib.models import create_model
-from fkdlib.recipes import get_recipe
-from fkdlib.teachers import Teacher
-from fkdlib.train import MODEL, EpochStats, TrainStep, train
+from fkdlib.engine.recipes import get_recipe
+from fkdlib.models.teachers import Teacher
+from fkdlib.engine.train import MODEL, EpochStats, TrainStep, train
 
 
 def _teacher(arch="resnet20", classes=10, seed=0):

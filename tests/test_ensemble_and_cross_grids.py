@@ -4,11 +4,14 @@ import json
 import pytest
 import torch
 
-from fkdlib import comparison, config, cross_dataset, experiments
-from fkdlib.comparison_data import cross_data
-from fkdlib.kernels import feature_kernel
-from fkdlib.losses import fkd_loss
-from fkdlib.methods import Method, loss_terms
+from fkdlib import experiments
+from fkdlib.experiments import comparison
+from fkdlib.experiments import config
+from fkdlib.experiments import cross as cross_dataset
+from fkdlib.experiments.splits import cross_data
+from fkdlib.distill.kernels import feature_kernel
+from fkdlib.distill.losses import fkd_loss
+from fkdlib.distill.methods import Method, loss_terms
 
 
 def test_concat_targets_the_normalised_kernel_of_the_joined_features_not_the_mean_of_kernels():
@@ -77,10 +80,10 @@ def test_the_ensemble_summary_pairs_every_cell_over_seeds(ensemble_grid):
 
 def test_a_teacher_cache_changes_no_number(ensemble_grid, tmp_path, monkeypatch):
     """Two students of one seed through one cache: the second reads its teachers' outputs, bit for bit the same."""
-    from fkdlib.comparison_data import comparison_data
-    from fkdlib.recipes import get_recipe
-    from fkdlib.teachers import load_teacher
-    from fkdlib.train import TeacherCache, train
+    from fkdlib.experiments.splits import comparison_data
+    from fkdlib.engine.recipes import get_recipe
+    from fkdlib.models.teachers import load_teacher
+    from fkdlib.engine.train import TeacherCache, train
 
     proto = config.sizes("method_comparison", "smoke")
     data = comparison_data(proto)

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from fkdlib import config, experiments
-from fkdlib.results import mean_ci95
+from fkdlib import experiments
+from fkdlib.experiments import config
+from fkdlib.records import mean_ci95
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def tiny_grid(tmp_path_factory):
 
 
 def test_the_grid_runs_then_skips_finished_runs_and_loads_no_data(tiny_grid, monkeypatch):
-    from fkdlib import comparison
+    from fkdlib.experiments import comparison
 
     summary = tiny_grid
     assert set(summary["methods"]) == {"none", "fkd"} and summary["methods"]["fkd"]["n"] == 2
@@ -28,14 +29,14 @@ def test_the_grid_runs_then_skips_finished_runs_and_loads_no_data(tiny_grid, mon
     def must_not_run(*a, **k):
         raise AssertionError("a finished grid must not load data or train again")
 
-    monkeypatch.setattr("fkdlib.train.train", must_not_run)
+    monkeypatch.setattr("fkdlib.engine.train.train", must_not_run)
     monkeypatch.setattr(comparison, "comparison_data", must_not_run)
     again = experiments.method_comparison("smoke", progress=False)
     assert json.dumps(again["methods"]) == json.dumps(summary["methods"])  # NaN-safe
 
 
 def test_the_summary_is_computed_from_the_run_files(tiny_grid):
-    from fkdlib import comparison
+    from fkdlib.experiments import comparison
 
     out = experiments.experiment_dir("method_comparison", "smoke")
     run = tiny_grid["methods"]["fkd"]["run"]
@@ -56,9 +57,9 @@ def test_the_summary_is_computed_from_the_run_files(tiny_grid):
 
 
 def test_a_finished_run_made_with_other_settings_is_not_silently_reused(tiny_grid, monkeypatch):
-    from fkdlib import runner
-    from fkdlib.methods import Method
-    from fkdlib.recipes import get_recipe
+    from fkdlib.experiments import runner
+    from fkdlib.distill.methods import Method
+    from fkdlib.engine.recipes import get_recipe
 
     cfg = config.sizes("method_comparison", "smoke")
     run_dir = experiments.experiment_dir("method_comparison", "smoke") / "runs" / "fkd_w100_fr0.01sq_s0"

@@ -1,4 +1,4 @@
-"""Notebook 01's library: picking real images, and looking at kernels (fkdlib.data.real, fkdlib.explore)."""
+"""Notebook 01's library: picking real images, and looking at kernels (fkdlib.data.real, fkdlib.viz.explore)."""
 
 import matplotlib.pyplot as plt
 import pytest
@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import fkdlib.data.real as real
-import fkdlib.explore as explore
+import fkdlib.viz.explore as explore
 from fkdlib.data import DatasetNotFoundError, load_real_images
-from fkdlib.explore import (KernelExplorer, alignment_table, block_contrast, class_means, class_sorted, effective_rank,
+from fkdlib.viz.explore import (KernelExplorer, alignment_table, block_contrast, class_means, class_sorted, effective_rank,
                             kernel_grid, kernel_ridge_accuracy, spearman, spectrum)
-from fkdlib.kernels import feature_kernel, kernel_alignment
+from fkdlib.distill.kernels import feature_kernel, kernel_alignment
 from test_datasets import _write_cifar10, _write_jpeg_npz
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from fkdlib.fold import FOLD_RTOL, conv_bn_pairs, fold_batchnorm, max_relative_difference
+from fkdlib.engine.fold import FOLD_RTOL, conv_bn_pairs, fold_batchnorm, max_relative_difference
 from fkdlib.models import create_model
 
 

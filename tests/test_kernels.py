@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import reference_maths as ref
-from fkdlib.kernels import ensemble_kernel, feature_kernel, kernel_alignment, off_diagonal
+from fkdlib.distill.kernels import ensemble_kernel, feature_kernel, kernel_alignment, off_diagonal
 
 
 def _feats(B=6, D=5, seed=0, dtype=torch.float64):

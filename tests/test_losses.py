@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import reference_maths as ref
-from fkdlib.checks import finite_checks
-from fkdlib.losses import feature_norm_penalty, fkd_loss, kd_loss, rkd_loss, sp_loss
+from fkdlib.distill.checks import finite_checks
+from fkdlib.distill.losses import feature_norm_penalty, fkd_loss, kd_loss, rkd_loss, sp_loss
 
 
 def _t(*shape, seed=0, grad=False):

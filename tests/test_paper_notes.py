@@ -1,10 +1,10 @@
-"""docs/paper.md, the paper as we know it: every section the code cites exists, and fkdlib.paper copies its numbers."""
+"""docs/paper.md, the paper as we know it: every section the code cites exists, and fkdlib.experiments.paper copies its numbers."""
 import re
 
 import nbformat
 import pytest
 
-from fkdlib import paper
+from fkdlib.experiments import paper
 from fkdlib.paths import REPO_ROOT
 
 NOTES = REPO_ROOT / "docs" / "paper.md"

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from fkdlib.data import synthetic_images, to_float
-from fkdlib.evaluate import accuracy, penultimate_features
+from fkdlib.engine.evaluate import accuracy, penultimate_features
 from fkdlib.models import create_model
-from fkdlib.quick import fit_in_memory
+from fkdlib.engine.quick import fit_in_memory
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 
-from fkdlib import report
-from fkdlib.results import provenance, write_record
+from fkdlib.experiments import report
+from fkdlib.records import provenance, write_record
 
 
 def test_the_readme_block_is_rebuilt_from_the_summary_file_only(tmp_path, monkeypatch):

@@ -7,9 +7,10 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fkdlib import config, paths, viz  # noqa: E402
+from fkdlib import paths, viz  # noqa: E402
+from fkdlib.experiments import config  # noqa: E402
 from fkdlib.device import describe_device, get_device  # noqa: E402
-from fkdlib.results import load_result, provenance, save_result  # noqa: E402
+from fkdlib.records import load_result, provenance, save_result  # noqa: E402
 
 
 def test_provenance_says_how_a_result_was_made():
@@ -69,7 +70,7 @@ def test_device_helper():
 
 
 def test_mean_ci95_matches_a_hand_computed_student_t_interval():
-    from fkdlib.results import mean_ci95
+    from fkdlib.records import mean_ci95
     mean, half = mean_ci95([70.0, 72.0, 74.0])  # sd 2, n 3, t(0.975, 2) = 4.303
     assert mean == pytest.approx(72.0) and half == pytest.approx(4.303 * 2 / 3 ** 0.5, rel=1e-4)
     mean, half = mean_ci95([1.0, 1.0, 1.0, 1.0, 1.0])

@@ -1,4 +1,4 @@
-"""The grid runner (fkdlib.runner): the same runs and numbers through every executor, killed workers, failing runs."""
+"""The grid runner (fkdlib.experiments.runner): the same runs and numbers through every executor, killed workers, failing runs."""
 import json
 import os
 import signal
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fkdlib import comparison, runner
+from fkdlib.experiments import comparison
+from fkdlib.experiments import runner
 
 
 class FakeGrid:

@@ -12,10 +12,10 @@ import torch
 from fkdlib.cli import main
 from fkdlib.data import ImageData, synthetic_images
 from fkdlib.models import create_model
-from fkdlib.recipes import get_recipe
-from fkdlib.safe_load import CorruptCheckpointError, UnsafeCheckpointError, plain, resave, safe_load
-from fkdlib.teachers import load_teacher
-from fkdlib.train import CHECKPOINT, MODEL, train
+from fkdlib.engine.recipes import get_recipe
+from fkdlib.models.checkpoints import CorruptCheckpointError, UnsafeCheckpointError, plain, resave, safe_load
+from fkdlib.models.teachers import load_teacher
+from fkdlib.engine.train import CHECKPOINT, MODEL, train
 
 
 class _TouchOnLoad:
@@ -118,7 +118,7 @@ def test_every_file_we_write_loads_with_weights_only(tmp_path):
     train("resnet8", train_d, test_d, recipe, tmp_path / "teacher", seed=0, progress=False, precision="fp32")
     teacher = load_teacher(tmp_path / "teacher" / MODEL)
     # a distilled student in fp16 (its checkpoint holds the grad scaler's state, as a killed run leaves it)
-    from fkdlib.methods import Method
+    from fkdlib.distill.methods import Method
     train("resnet8", train_d, test_d, recipe, tmp_path / "student", method=Method("fkd"), teachers=[teacher], seed=1,
           progress=False, precision="fp16")
     for path in (tmp_path / "teacher" / MODEL, tmp_path / "student" / MODEL, tmp_path / "student" / CHECKPOINT,

@@ -1,11 +1,12 @@
-"""The multi-view simulation (fkdlib.theory_data, fkdlib.theory): data model, smoothed ReLU, training, FKD."""
+"""The multi-view simulation (fkdlib.theory.data, fkdlib.theory): data model, smoothed ReLU, training, FKD."""
 import math
 
 import pytest
 import torch
 
-from fkdlib import theory, theory_data
-from fkdlib.theory_data import MultiViewSpec
+from fkdlib.theory import simulation as theory
+from fkdlib.theory import data as theory_data
+from fkdlib.theory.data import MultiViewSpec
 
 
 def small_task(seed=0, **kw):

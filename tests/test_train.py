@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from fkdlib.data import ImageData, synthetic_images
-from fkdlib.methods import METHODS, Method
-from fkdlib.recipes import get_recipe
-from fkdlib.teachers import Teacher, load_teacher
-from fkdlib.train import CHECKPOINT, MODEL, RECORD, train
+from fkdlib.distill.methods import METHODS, Method
+from fkdlib.engine.recipes import get_recipe
+from fkdlib.models.teachers import Teacher, load_teacher
+from fkdlib.engine.train import CHECKPOINT, MODEL, RECORD, train
 
 RECIPE = get_recipe("smoke", epochs=3, batch_size=16, milestones=(2,), train_subset=0, probe_size=16)
 
@@ -155,8 +155,8 @@ def test_repdistiller_style_checkpoints_load_as_teachers(tmp_path):
 
 
 def test_ensemble_accuracy_averages_probabilities_not_votes():
-    from fkdlib.loader import DeviceLoader
-    from fkdlib.train import ensemble_accuracy, evaluate_accuracy
+    from fkdlib.data.loader import DeviceLoader
+    from fkdlib.engine.train import ensemble_accuracy, evaluate_accuracy
 
     class Const(torch.nn.Module):
         def __init__(self, logits):

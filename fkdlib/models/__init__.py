@@ -4,7 +4,7 @@ Every model's state_dict matches RepDistiller's (HobbitLong/RepDistiller, ``mode
 RepDistiller checkpoint loads strictly::
 
     model = create_model("resnet32x4")
-    model.load_state_dict(torch.load(path, weights_only=True)["model"])   # or fkdlib.safe_load.safe_load(path)
+    model.load_state_dict(torch.load(path, weights_only=True)["model"])   # or fkdlib.models.checkpoints.safe_load(path)
 
 ``model(x)`` returns logits; ``model(x, is_feat=True)`` returns ``(feats, logits)`` with RepDistiller's
 feature list, whose ``feats[-2]`` is the last 4-D feature map it exposes and ``feats[-1]`` the

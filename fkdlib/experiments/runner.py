@@ -23,7 +23,7 @@ from multiprocessing import get_context
 
 import torch
 
-from .progress import bar
+from ..engine.progress import bar
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,9 @@ def train_or_reuse(arch, train_data, test_data, recipe, run_dir, **kw) -> dict:
     """
     from pathlib import Path
 
-    from .methods import Method
-    from .results import load_result
-    from .train import train
+    from ..distill.methods import Method
+    from ..records import load_result
+    from ..engine.train import train
 
     run_dir = Path(run_dir)
     if not finished(run_dir):

@@ -11,7 +11,7 @@
    weights and batch order, so methods are compared by paired differences (``results.paired_ci95``).
 
 A run's folder is named by its weights (``runs/kd_w0.9_s0``), so a tuning run of the chosen weights is also
-that method's final run of the same seed: nothing is trained twice. ``fkdlib.runner`` trains the runs, one after
+that method's final run of the same seed: nothing is trained twice. ``fkdlib.experiments.runner`` trains the runs, one after
 another or several at once (``workers=N``, ``ray=...``).
 """
 from __future__ import annotations
@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from . import config, runner
-from .comparison_data import comparison_data
-from .methods import Method
-from .recipes import get_recipe
-from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+from . import config
+from . import runner
+from .splits import comparison_data
+from ..distill.methods import Method
+from ..engine.recipes import get_recipe
+from ..records import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
 
 # the paired differences every summary reports: (a, b) means a - b
 CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr"), ("fkd", "fr"),
@@ -199,7 +200,7 @@ class Grid:
                 runner.check_settings(rec, self.run_dir(c, s), self.recipe(c), self.method(c))
         return todo, chosen
 
-    # what the runner needs (fkdlib.runner): the runs to do now, and how a process trains one of them
+    # what the runner needs (fkdlib.experiments.runner): the runs to do now, and how a process trains one of them
     def todo(self) -> list:
         """The teacher while it is not done (every student needs it), then ``plan()``'s runs as ``runner.Run``s."""
         if not runner.finished(self.teacher_dir):
@@ -208,7 +209,7 @@ class Grid:
 
     def execute(self, run, data_root=None, device=None, progress=None, precision: str = "auto") -> dict:
         """Train ``run`` in this process (its data and the teacher loaded once per process)."""
-        from .teachers import load_teacher
+        from ..models.teachers import load_teacher
 
         if getattr(self, "_data", None) is None:
             self._data = self.data(data_root)
@@ -272,11 +273,11 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
         precision: str = "auto", grid_class: type = Grid, **executor) -> dict:
     """Train what the grid still needs (teacher, tuning runs, finals, study), then summarise.
 
-    ``executor``: ``workers=N``, ``ray="auto"`` or an address, ``threads``, ``resources`` (``fkdlib.runner``); by
+    ``executor``: ``workers=N``, ``ray="auto"`` or an address, ``threads``, ``resources`` (``fkdlib.experiments.runner``); by
     default the runs train one after another in this process. A run that fails twice is reported by name after the
     others are done and summarised (``runner.GridFailed``).
     """
-    from .experiments import experiment_dir
+    from .catalog import experiment_dir
 
     scale = config.get_scale(scale)
     out = Path(out or experiment_dir(grid_class.experiment, scale))
@@ -301,7 +302,7 @@ def run_to_summary(grid, data_root=None, device=None, progress=None, precision: 
 def summarize(scale: str, out: Path | None = None) -> dict:
     """Read the comparison's runs and write ``summary.json``: the teacher, the protocol checks, every tuning table
     with its choice, per method the chosen weights' test accuracy over paired seeds, and the paired differences."""
-    from .experiments import experiment_dir
+    from .catalog import experiment_dir
 
     out = out or experiment_dir("method_comparison", scale)
     grid = Grid(scale, out)

@@ -5,10 +5,10 @@ import re
 from pathlib import Path
 
 from . import paper
-from .experiments import experiment_dir
-from .paths import REPO_ROOT
-from .results import load_result
-from .viz import METHOD_LABELS, label as _label, weights_label
+from .catalog import experiment_dir
+from ..paths import REPO_ROOT
+from ..records import load_result
+from ..viz.figures import METHOD_LABELS, label as _label, weights_label
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 

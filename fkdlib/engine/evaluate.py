@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .data import to_float
+from ..data import to_float
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ import seaborn as sns
 import torch
 import torch.nn.functional as F
 
-from .kernels import feature_kernel, kernel_alignment
-from .viz import KERNEL_CMAP
+from ..distill.kernels import feature_kernel, kernel_alignment
+from .figures import KERNEL_CMAP
 
 
 def class_sorted(y: torch.Tensor, per_class: int, classes: Sequence[int] | None = None) -> torch.Tensor:

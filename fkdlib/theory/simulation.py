@@ -1,5 +1,5 @@
 """The network, training and measurements of the multi-view simulation (docs/paper.md §2; He & Ozay 2022,
-Theorems 1-2, which extend Allen-Zhu & Li 2020). The data model is in ``fkdlib.theory_data``.
+Theorems 1-2, which extend Allen-Zhu & Li 2020). The data model is in ``fkdlib.theory.data``.
 
 The network is Allen-Zhu & Li's two-layer convolutional net: class c owns m neurons w[c, r] in R^d, shared
 over the P patches, and
@@ -19,10 +19,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .losses import fkd_loss
-from .progress import bar
-from .results import mean_ci95
-from .theory_data import MultiViewData
+from ..distill.losses import fkd_loss
+from ..engine.progress import bar
+from ..records import mean_ci95
+from .data import MultiViewData
 
 
 class _SmoothedReLU(torch.autograd.Function):

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config, runner
+from . import config
+from . import runner
 from .comparison import run_name
-from .comparison_data import comparison_data
-from .loader import DeviceLoader
-from .methods import Method
-from .recipes import get_recipe
-from .results import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
-from .teachers import load_teacher
-from .train import MODEL, RECORD, TeacherCache, ensemble_accuracy
+from .splits import comparison_data
+from ..data.loader import DeviceLoader
+from ..distill.methods import Method
+from ..engine.recipes import get_recipe
+from ..records import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+from ..models.teachers import load_teacher
+from ..engine.train import MODEL, RECORD, TeacherCache, ensemble_accuracy
 
 EXPERIMENT = "ensemble_size"
 ENSEMBLES = "teacher_ensembles.json"  # each teacher ensemble's own test accuracy, per E
@@ -51,7 +52,7 @@ def teacher_dirs(out: Path, cfg: dict) -> list[Path]:
 
 
 class EnsembleGrid:
-    """The grid's state, read from its folder (``fkdlib.runner``'s interface): the teachers first, then the teacher
+    """The grid's state, read from its folder (``fkdlib.experiments.runner``'s interface): the teachers first, then the teacher
     ensembles' accuracies and the students, seed by seed."""
 
     experiment = EXPERIMENT
@@ -106,7 +107,7 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
     """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise;
     ``executor`` as ``comparison.run`` (``workers=N``, ``ray=...``)."""
     from .comparison import run_to_summary
-    from .experiments import experiment_dir
+    from .catalog import experiment_dir
 
     scale = config.get_scale(scale)
     grid = EnsembleGrid(scale, Path(out or experiment_dir(EXPERIMENT, scale)))
@@ -117,7 +118,7 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
 def summarize(scale: str, out: Path | None = None) -> dict:
     """Read the grid's runs and write ``summary.json``: the teachers and their ensembles' accuracies, per method and
     E the students' test accuracy per seed (mean, 95% CI), and the paired differences the notebook reports."""
-    from .experiments import experiment_dir
+    from .catalog import experiment_dir
 
     cfg = config.sizes(EXPERIMENT, scale)
     out = out or experiment_dir(EXPERIMENT, scale)

@@ -74,7 +74,7 @@ _SIZES["method_comparison"] = {
 }
 
 
-# notebook 02 / docs/paper.md §2: the multi-view simulation. The data model and the net (fkdlib.theory_data's
+# notebook 02 / docs/paper.md §2: the multi-view simulation. The data model and the net (fkdlib.theory.data's
 # MultiViewSpec, the notebook's parameters) are the same at every scale; the scales change how many nets and
 # test points (smoke also cuts the steps: it proves the code path and claims nothing)
 _SIZES["theory"] = {

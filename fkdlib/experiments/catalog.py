@@ -1,6 +1,6 @@
 """One function per paper experiment (docs/paper.md §3); ``python -m fkdlib experiment NAME --scale ...`` calls them.
 
-Each runs a grid of runs through ``fkdlib.runner``: a finished run (its ``result.json`` says done) is skipped, a
+Each runs a grid of runs through ``fkdlib.experiments.runner``: a finished run (its ``result.json`` says done) is skipped, a
 killed one resumes from its checkpoint. Every run has its own folder under ``results/<experiment>/<scale>/`` and the
 summary is computed from those files only. ``**executor`` (every experiment): ``workers=N`` for N local worker
 processes, ``ray="auto"`` or a cluster's address for Ray tasks; by default the runs train one after another here.
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import comparison, config
-from .paths import results_dir
-from .results import mean_ci95, mean_present, paired_ci95, provenance, write_record
+from . import comparison
+from . import config
+from ..paths import results_dir
+from ..records import mean_ci95, mean_present, paired_ci95, provenance, write_record
 
 
 def experiment_dir(name: str, scale: str) -> Path:
@@ -21,7 +22,7 @@ def experiment_dir(name: str, scale: str) -> Path:
 
 def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
                       precision: str = "auto", **executor) -> dict:
-    """docs/paper.md §3.1 at our scale (``fkdlib.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
+    """docs/paper.md §3.1 at our scale (``fkdlib.experiments.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
     FR, FKD, FR only) weights chosen on a held-out validation split, then paired seeds of the chosen weights.
 
     Returns the summary (also written to ``summary.json``): the teacher, the protocol checks, every tuning table,
@@ -79,19 +80,19 @@ def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> N
 
 def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
                   precision: str = "auto", **executor) -> dict:
-    """docs/paper.md §3.2 at our scale (``fkdlib.ensemble_size``): one architecture for every teacher and student,
+    """docs/paper.md §3.2 at our scale (``fkdlib.experiments.ensemble``): one architecture for every teacher and student,
     the teachers trained like the students on their data; KD, FKD on the mean of the teachers' kernels and FKD on
     their concatenated features at each E, paired over seeds with plain students. Returns the summary."""
-    from . import ensemble_size as grid
+    from . import ensemble as grid
 
     return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision, **executor)
 
 
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
                   precision: str = "auto", **executor) -> dict:
-    """docs/paper.md §3.3 at our scale (``fkdlib.cross_dataset``): a teacher on one label space, students on another;
+    """docs/paper.md §3.3 at our scale (``fkdlib.experiments.cross``): a teacher on one label space, students on another;
     each method's weight and learning rate chosen on validation, then paired seeds. Returns the summary."""
-    from .cross_dataset import CrossGrid
+    from .cross import CrossGrid
 
     return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
                           grid_class=CrossGrid, **executor)

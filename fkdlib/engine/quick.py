@@ -3,7 +3,7 @@
 L = CE(student) + lam_kd * fkd_loss(h_S, [h_T1..h_TE]) + lam_fr * feature_norm_penalty(h_S).
 
 Deliberately short, and tracking the kernel after every step. The full engine (datasets, epochs,
-schedules, every method, resume) is ``fkdlib.train``; both build their loss with ``methods.loss_terms``.
+schedules, every method, resume) is ``fkdlib.engine.train``; both build their loss with ``methods.loss_terms``.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import torch
 
-from .data import to_float
+from ..data import to_float
 from .evaluate import penultimate_features
-from .kernels import ensemble_kernel, feature_kernel, kernel_alignment
-from .losses import fkd_loss
-from .methods import Method, loss_terms
+from ..distill.kernels import ensemble_kernel, feature_kernel, kernel_alignment
+from ..distill.losses import fkd_loss
+from ..distill.methods import Method, loss_terms
 from .progress import bar
 
 

@@ -14,7 +14,7 @@ tensors, numbers, strings, lists, tuples, dicts and nothing that runs code.
   the command line) loads it the unsafe way, for a file you trust. ``resave`` (``python -m fkdlib resave
   PATH...``) rewrites a file as plain data once, checking its tensors come back bit-identical.
 
-Run records and shared results are JSON (``fkdlib.results``), which never runs code.
+Run records and shared results are JSON (``fkdlib.records``), which never runs code.
 """
 from __future__ import annotations
 

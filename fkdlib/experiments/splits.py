@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import torch
 
-from .data import load_real_images, load_train_test
+from ..data import load_real_images, load_train_test
 
 
 def _splits(cfg: dict, data_root=None):

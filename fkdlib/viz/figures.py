@@ -9,7 +9,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from .paths import figures_dir
+from ..paths import figures_dir
 
 DPI = 120
 PALETTE = "colorblind"
@@ -228,7 +228,7 @@ def weights_label(method: Mapping) -> str:
 
 
 def validation_choices(summary: dict) -> plt.Figure:
-    """Every candidate weight tried per method (``fkdlib.comparison``'s tuning): validation accuracy of each seed
+    """Every candidate weight tried per method (``fkdlib.experiments.comparison``'s tuning): validation accuracy of each seed
     (dots) and their mean (bar), the chosen one ringed, and the winner's margin band (twice the validation SE)."""
     methods = [m for m, t in summary["tuning"].items() if len(t["rounds"][0]) > 1]
     fig, axes = plt.subplots(1, len(methods), figsize=(2.3 * len(methods) + 1.2, 3.6), layout="constrained",

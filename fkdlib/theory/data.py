@@ -25,7 +25,7 @@ import torch
 
 @dataclass(frozen=True)
 class MultiViewSpec:
-    """The physics of the data model (fixed across scales; sizes live in ``fkdlib.config``)."""
+    """The physics of the data model (fixed across scales; sizes live in ``fkdlib.experiments.config``)."""
     k: int = 10                      # classes
     d: int = 100                     # input dimension (>= 2k)
     P: int = 8                       # patches per input

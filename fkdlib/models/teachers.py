@@ -2,7 +2,7 @@
 
 A saved model is a dict whose ``"model"`` entry is the state_dict, as RepDistiller's checkpoints are,
 so both load the same way; ours also record the architecture, the label space and provenance. Both are
-read through ``fkdlib.safe_load``, which refuses a file that could run code unless ``trust=True``.
+read through ``fkdlib.models.checkpoints``, which refuses a file that could run code unless ``trust=True``.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from . import safe_load as _safe
-from .models import create_model
+from . import checkpoints as _safe
+from . import create_model
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Teacher:
 def save_model(path: str | Path, model: torch.nn.Module, arch: str, dataset: str, classes: list[str],
                extra: dict | None = None) -> Path:
     """Write ``{"model": state_dict, "arch", "dataset", "classes", ...}`` atomically (a RepDistiller-style file)
-    as plain data (``fkdlib.safe_load.save``), so it loads with ``weights_only=True``."""
+    as plain data (``fkdlib.models.checkpoints.save``), so it loads with ``weights_only=True``."""
     record = {"model": model.state_dict(), "arch": arch, "dataset": dataset, "classes": list(classes), **(extra or {})}
     return _safe.save(record, path)
 
@@ -47,7 +47,7 @@ def load_teacher(path: str | Path, arch: str | None = None, dataset: str | None 
                  num_classes: int | None = None, device: torch.device | str = "cpu", trust: bool = False) -> Teacher:
     """Load a frozen teacher from one of our model files or a RepDistiller checkpoint.
 
-    The file is read with ``weights_only=True`` (``fkdlib.safe_load``): one that could run code when
+    The file is read with ``weights_only=True`` (``fkdlib.models.checkpoints``): one that could run code when
     unpickled is refused, naming it, unless ``trust=True`` says you trust where it came from.
 
     For a RepDistiller file (``{"model": state_dict, ...}`` only), ``arch`` defaults to what

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .comparison import Grid, run_name
-from .comparison_data import cross_data
-from .methods import Method
-from .recipes import get_recipe
-from .results import load_result, paired_ci95, provenance, write_record
+from .splits import cross_data
+from ..distill.methods import Method
+from ..engine.recipes import get_recipe
+from ..records import load_result, paired_ci95, provenance, write_record
 
 EXPERIMENT = "cross_dataset"
 # the paired differences the summary reports: (a, b) means a - b

@@ -8,11 +8,11 @@ the last good checkpoint in place.
 
 The fast path, on by default (BENCHMARKS.md measures it against a RepDistiller-style loop):
 
-- the data stay uint8 on the device and are augmented there (``fkdlib.loader.DeviceLoader``); every
+- the data stay uint8 on the device and are augmented there (``fkdlib.data.loader.DeviceLoader``); every
   network runs in channels_last;
-- each frozen teacher is a copy with its BatchNorm folded into its convolutions (``fkdlib.fold``), run
+- each frozen teacher is a copy with its BatchNorm folded into its convolutions (``fkdlib.engine.fold``), run
   under ``torch.inference_mode``;
-- the networks run under autocast in the device's fast precision (``fkdlib.amp``: bf16 on GPUs and on
+- the networks run under autocast in the device's fast precision (``fkdlib.engine.amp``: bf16 on GPUs and on
   CPUs with native bf16, fp16 with a grad scaler on older GPUs); the losses are computed in float32;
 - the step makes no host sync: the loss terms, the accuracy and the first non-finite step are summed
   on the device and read once per epoch (and every ``nan_check_every`` steps for the NaN stop);
@@ -30,21 +30,21 @@ import torch
 import torch.nn.functional as F
 
 from . import amp
-from . import safe_load as _safe
-from .checks import finite_checks
-from .data import per_class_indices
-from .device import get_device
+from ..models import checkpoints as _safe
+from ..distill.checks import finite_checks
+from ..data import per_class_indices
+from ..device import get_device
 from .evaluate import embedding, eval_mode
 from .fold import fold_batchnorm
-from .kernels import ensemble_kernel, feature_kernel, kernel_alignment
-from .loader import DeviceLoader
-from .losses import fkd_loss
-from .methods import LABEL_FREE, Method, loss_terms
-from .models import create_model
+from ..distill.kernels import ensemble_kernel, feature_kernel, kernel_alignment
+from ..data.loader import DeviceLoader
+from ..distill.losses import fkd_loss
+from ..distill.methods import LABEL_FREE, Method, loss_terms
+from ..models import create_model
 from .progress import bar
 from .recipes import Recipe
-from .results import pin_git_state, provenance, write_record
-from .teachers import Teacher, save_model
+from ..records import pin_git_state, provenance, write_record
+from ..models.teachers import Teacher, save_model
 
 CHECKPOINT = "checkpoints/last.pt"
 RECORD = "result.json"
@@ -66,7 +66,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     distillation term its own batches, e.g. STL-10's unlabelled images. KD across label spaces is refused
     before training starts.
 
-    ``precision`` (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; see ``fkdlib.amp``), ``fold_teachers``
+    ``precision`` (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; see ``fkdlib.engine.amp``), ``fold_teachers``
     and ``compile`` choose the arithmetic; the defaults are the fastest verified path. ``teacher_cache`` (a
     ``TeacherCache``) lets the students of one grid that see the same batches share their teachers' outputs. A non-finite
     loss is looked for every ``nan_check_every`` steps (default 50) and at the end of every epoch, and
@@ -409,7 +409,7 @@ def _stop_if_not_finite(stats: EpochStats, epoch, ckpt_path, state):
 
 
 def _save_checkpoint(path: Path, model, opt, sched, state, scaler) -> None:
-    """Write the resume checkpoint atomically, as plain data (tensors, numbers, lists, dicts: ``fkdlib.safe_load``)."""
+    """Write the resume checkpoint atomically, as plain data (tensors, numbers, lists, dicts: ``fkdlib.models.checkpoints``)."""
     _safe.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), **state}, path)
 

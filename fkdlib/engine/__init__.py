@@ -1,0 +1,1 @@
+"""The engine: one trainer (students, frozen teachers, resume, NaN stop, run records), evaluation, folding, precision."""

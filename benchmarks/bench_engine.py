@@ -55,7 +55,7 @@ from fkdlib.distill.methods import Method, loss_terms  # noqa: E402
 from fkdlib.models import create_model  # noqa: E402
 from fkdlib.records import provenance  # noqa: E402
 from fkdlib.models.teachers import Teacher  # noqa: E402
-from fkdlib.engine.train import EpochStats, TrainStep  # noqa: E402
+from fkdlib.engine.step import EpochStats, TrainStep  # noqa: E402
 
 MEAN, STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)  # CIFAR-100, as RepDistiller
 EPOCH_IMAGES = 50_000  # one CIFAR training epoch

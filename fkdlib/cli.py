@@ -136,7 +136,8 @@ def _run(args) -> dict:
     from .data import load_train_test
     from .device import get_device
     from .models.teachers import load_teacher
-    from .engine.train import evaluate_accuracy, train
+    from .engine.evaluate import evaluate_accuracy
+    from .engine.train import train
 
     device = get_device(args.device)
     if args.command == "experiment":

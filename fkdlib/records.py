@@ -19,6 +19,11 @@ from . import __version__
 from .device import describe_device
 from .paths import REPO_ROOT, results_dir
 
+# a run folder, as the engine writes it: its record (metrics per epoch and provenance), resume checkpoint and weights
+RECORD = "result.json"
+CHECKPOINT = "checkpoints/last.pt"
+MODEL = "model.pt"
+
 
 def provenance(seed: int | None = None, config: dict | None = None, device: torch.device | str | None = None) -> dict:
     """How a result was made, as a JSON-ready dict.
@@ -83,58 +88,31 @@ def _git_state() -> tuple[str, bool | None]:
         return "unknown (not a git checkout)", None
 
 
-# two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+def finished(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a run whose record says done."""
+    return done_record(run_dir) is not None
 
 
-def mean_ci95(values) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval (Student t, as the paper reports 5 students).
-
-    One value has no interval: its half-width is NaN.
-    """
-    xs = [float(v) for v in values]
-    n = len(xs)
-    if n == 0:
-        raise ValueError("mean_ci95 needs at least one value")
-    mean = sum(xs) / n
-    if n == 1:
-        return mean, float("nan")
-    sd = (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
-    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-    return mean, t * sd / n ** 0.5
+def run_record(run_dir: str | Path) -> dict:
+    """The record ``{"result", "provenance"}`` of the run in ``run_dir`` (finished or not)."""
+    return load_result(Path(run_dir) / RECORD)
 
 
-def mean_present(values) -> float:
-    """The mean of the values that are not None (NaN when there are none): a metric some runs did not record."""
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else float("nan")
+def done_record(run_dir: str | Path) -> dict | None:
+    """The record of the run in ``run_dir`` if it finished, else None (no record yet, or still running)."""
+    path = Path(run_dir) / RECORD
+    if not path.exists():
+        return None
+    record = load_result(path)
+    return record if record["result"]["status"] == "done" else None
 
 
-def paired_ci95(a: dict, b: dict) -> dict:
-    """The paired difference ``a - b`` over the seeds both have (``{seed: value}`` each): per-seed
-    differences, their mean and the half-width of its 95% Student-t interval, and the count.
-
-    Seed ``s`` gives every method the same initialisation and batch order, so the seed-to-seed spread
-    cancels in the difference: this interval is far narrower than comparing two per-method intervals.
-    """
-    seeds = sorted(set(a) & set(b), key=str)
-    if not seeds:
-        raise ValueError("paired_ci95 needs at least one seed present in both")
-    diffs = [float(a[s]) - float(b[s]) for s in seeds]
-    mean, ci = mean_ci95(diffs)
-    return {"mean": mean, "ci95": ci, "n": len(diffs), "diffs": diffs, "seeds": list(seeds)}
+def final(record: dict, metric: str = "test_acc") -> float:
+    """A run record's final ``metric`` (``test_acc``, ``val_acc``, ``train_acc``) in percent; NaN if not recorded."""
+    return 100 * record["result"]["final"].get(metric, float("nan"))
 
 
-def verdict(diff: dict, what: str) -> str:
-    """One sentence on a ``paired_ci95`` result, no stronger than its interval: above, below or no difference shown."""
-    lo, hi = diff["mean"] - diff["ci95"], diff["mean"] + diff["ci95"]
-    if diff["n"] < 2:
-        call = "one seed: no interval"
-    elif lo > 0:
-        call = "better: the interval is above 0"
-    elif hi < 0:
-        call = "worse: the interval is below 0"
-    else:
-        call = "no difference shown: the interval contains 0"
-    return f"{what}: {diff['mean']:+.2f} points [{lo:+.2f}, {hi:+.2f}] over {diff['n']} paired seeds ({call})"
+def run_names(root: str | Path, pattern: str = "runs/*") -> list[str]:
+    """The run folders under ``root`` matching ``pattern`` that hold a record, relative to ``root``, sorted."""
+    root = Path(root)
+    return sorted(str(p.parent.relative_to(root)) for p in root.glob(f"{pattern}/{RECORD}"))

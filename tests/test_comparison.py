@@ -11,7 +11,7 @@ from fkdlib.experiments import splits as cd
 from fkdlib.experiments import config
 from fkdlib.data import ImageData
 from fkdlib.distill.methods import Method
-from fkdlib.records import paired_ci95, verdict
+from fkdlib.stats import paired_ci95, verdict
 
 
 def _indexed_images(n, split):

@@ -16,7 +16,9 @@ from fkdlib.distill.methods import Method
 from fkdlib.models import create_model
 from fkdlib.engine.recipes import get_recipe
 from fkdlib.models.teachers import Teacher
-from fkdlib.engine.train import MODEL, EpochStats, TrainStep, train
+from fkdlib.engine.step import EpochStats, TrainStep
+from fkdlib.engine.train import train
+from fkdlib.records import MODEL
 
 
 def _teacher(arch="resnet20", classes=10, seed=0):

@@ -83,7 +83,8 @@ def test_a_teacher_cache_changes_no_number(ensemble_grid, tmp_path, monkeypatch)
     from fkdlib.experiments.splits import comparison_data
     from fkdlib.engine.recipes import get_recipe
     from fkdlib.models.teachers import load_teacher
-    from fkdlib.engine.train import TeacherCache, train
+    from fkdlib.engine.teacher_cache import TeacherCache
+    from fkdlib.engine.train import train
 
     proto = config.sizes("method_comparison", "smoke")
     data = comparison_data(proto)

@@ -5,7 +5,7 @@ import pytest
 
 from fkdlib import experiments
 from fkdlib.experiments import config
-from fkdlib.records import mean_ci95
+from fkdlib.stats import mean_ci95
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_device_helper():
 
 
 def test_mean_ci95_matches_a_hand_computed_student_t_interval():
-    from fkdlib.records import mean_ci95
+    from fkdlib.stats import mean_ci95
     mean, half = mean_ci95([70.0, 72.0, 74.0])  # sd 2, n 3, t(0.975, 2) = 4.303
     assert mean == pytest.approx(72.0) and half == pytest.approx(4.303 * 2 / 3 ** 0.5, rel=1e-4)
     mean, half = mean_ci95([1.0, 1.0, 1.0, 1.0, 1.0])

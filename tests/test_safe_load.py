@@ -15,7 +15,8 @@ from fkdlib.models import create_model
 from fkdlib.engine.recipes import get_recipe
 from fkdlib.models.checkpoints import CorruptCheckpointError, UnsafeCheckpointError, plain, resave, safe_load
 from fkdlib.models.teachers import load_teacher
-from fkdlib.engine.train import CHECKPOINT, MODEL, train
+from fkdlib.engine.train import train
+from fkdlib.records import CHECKPOINT, MODEL
 
 
 class _TouchOnLoad:

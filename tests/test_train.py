@@ -8,7 +8,8 @@ from fkdlib.data import ImageData, synthetic_images
 from fkdlib.distill.methods import METHODS, Method
 from fkdlib.engine.recipes import get_recipe
 from fkdlib.models.teachers import Teacher, load_teacher
-from fkdlib.engine.train import CHECKPOINT, MODEL, RECORD, train
+from fkdlib.engine.train import train
+from fkdlib.records import CHECKPOINT, MODEL, RECORD
 
 RECIPE = get_recipe("smoke", epochs=3, batch_size=16, milestones=(2,), train_subset=0, probe_size=16)
 
@@ -156,7 +157,7 @@ def test_repdistiller_style_checkpoints_load_as_teachers(tmp_path):
 
 def test_ensemble_accuracy_averages_probabilities_not_votes():
     from fkdlib.data.loader import DeviceLoader
-    from fkdlib.engine.train import ensemble_accuracy, evaluate_accuracy
+    from fkdlib.engine.evaluate import ensemble_accuracy, evaluate_accuracy
 
     class Const(torch.nn.Module):
         def __init__(self, logits):

@@ -21,34 +21,26 @@ The fast path, on by default (BENCHMARKS.md measures it against a RepDistiller-s
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import amp
-from ..models import checkpoints as _safe
-from ..distill.checks import finite_checks
-from ..data import per_class_indices
-from ..device import get_device
-from .evaluate import embedding, eval_mode
-from .fold import fold_batchnorm
-from ..distill.kernels import ensemble_kernel, feature_kernel, kernel_alignment
 from ..data.loader import DeviceLoader
-from ..distill.losses import fkd_loss
-from ..distill.methods import LABEL_FREE, Method, loss_terms
+from ..device import get_device
+from ..distill.checks import finite_checks
+from ..distill.methods import LABEL_FREE, Method
+from ..models import checkpoints as _safe
 from ..models import create_model
+from ..models.teachers import Teacher, save_model
+from ..records import CHECKPOINT, MODEL, RECORD, pin_git_state, provenance, write_record
+from .evaluate import evaluate_accuracy
+from .evaluate import probe as make_probe
 from .progress import bar
 from .recipes import Recipe
-from ..records import pin_git_state, provenance, write_record
-from ..models.teachers import Teacher, save_model
-
-CHECKPOINT = "checkpoints/last.pt"
-RECORD = "result.json"
-MODEL = "model.pt"
+from .step import EpochStats, TrainStep
+from .teacher_cache import TeacherCache
 
 
 def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path, method: Method | None = None,
@@ -100,7 +92,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     val_loader = None if val_data is None else DeviceLoader(val_data.X, val_data.y, recipe.eval_batch_size,
                                                             train=False, mean=val_data.mean, std=val_data.std,
                                                             device=device)
-    probe = _probe(test_data, recipe.probe_size, teachers, device, method)
+    probe = make_probe(test_data, recipe.probe_size, teachers, device, method)
 
     config = {"arch": arch, "train_data": train_data.name, "test_data": test_data.name,
               "data_label": getattr(train_data, "label", train_data.name),
@@ -151,220 +143,6 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     save_model(out_dir / MODEL, student, arch, train_data.name, list(train_data.classes),
                extra={"provenance": provenance(seed, config, device)})
     return _write_record(out_dir, config, state, seed, device, status="done")
-
-
-class TrainStep:
-    """One optimisation step of the engine, as ``train`` runs it: ``loss, terms, logits = step(x, y, kd_x)``.
-
-    ``x``, ``y``: the labelled batch (float32, normalised, on the device); ``kd_x``: the distillation
-    term's own batch, or ``None`` to use ``x``. Runs the frozen teachers (BatchNorm folded unless
-    ``fold_teachers=False``, under ``torch.inference_mode``) and the student under the autocast of the
-    resolved ``precision``, computes ``methods.loss_terms`` in float32, and steps the optimiser (through
-    a grad scaler for fp16). Returns detached float32 tensors, without any host sync.
-    """
-
-    def __init__(self, student: torch.nn.Module, teachers: Sequence[Teacher], method: Method,
-                 opt: torch.optim.Optimizer, device: torch.device, precision: str = "fp32",
-                 fold_teachers: bool = True, compile: bool = False, cache: "TeacherCache | None" = None):
-        self.student, self.method, self.opt = student, method, opt
-        self.cache = cache
-        # a teacher's cache identity: its file and the arithmetic it runs in (folding changes the last bits)
-        self._keys = [(t.source or id(t.model), fold_teachers, precision) for t in teachers]
-        self.autocast = amp.autocast(device, precision)
-        self.scaler = amp.grad_scaler(device, precision)
-        nets = [fold_batchnorm(t.model) if fold_teachers else t.model.eval() for t in teachers]
-        self.teachers = [n.to(device, memory_format=torch.channels_last) for n in nets]
-        self._student_fwd, self._teacher_fwds = student, list(self.teachers)
-        if compile:
-            self._student_fwd = _compiled(student)
-            self._teacher_fwds = [_compiled(t) for t in self.teachers]
-
-    def teacher_outputs(self, x: torch.Tensor) -> list:
-        """Each teacher's ``(feats, logits)`` on ``x``, as float32 where the losses read them (with a cache: only
-        the last ``method.teacher_features_used`` features, looked up by the batch's contents)."""
-        if self.cache is None:
-            with torch.inference_mode(), self.autocast:
-                return [_as_float(*t(x, is_feat=True)) for t in self._teacher_fwds]
-        keep, batch = self.method.teacher_features_used, TeacherCache.fingerprint(x)
-        out = []
-        for key, t in zip(self._keys, self._teacher_fwds):
-            hit = self.cache.get((key, keep, batch))
-            if hit is None:
-                with torch.inference_mode(), self.autocast:
-                    feats, logits = _as_float(*t(x, is_feat=True))
-                hit = self.cache.put((key, keep, batch), (feats[-keep:], logits))
-            out.append(hit)
-        return out
-
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor | None, kd_x: torch.Tensor | None = None):
-        method = self.method
-        teacher_out, kd_feats, kd_teacher_out = [], None, None
-        if method.needs_teacher:
-            if method.term_on_labelled_batch or kd_x is None:
-                teacher_out = self.teacher_outputs(xb)
-            if kd_x is not None:
-                kd_teacher_out = self.teacher_outputs(kd_x)
-        with self.autocast:
-            feats_s, logits = _as_float(*self._student_fwd(xb, is_feat=True))
-            if kd_x is not None and method.needs_teacher:
-                kd_feats = _as_float(*self._student_fwd(kd_x, is_feat=True))[0]
-        terms = loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out)
-        loss = sum(terms.values())
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        return loss.detach(), {k: v.detach() for k, v in terms.items()}, logits.detach()
-
-
-class TeacherCache:
-    """Frozen teachers' outputs on batches already seen, shared by the students trained in one process.
-
-    Students of one seed see the same batches (the same augmentations), so the students of a grid at
-    E = 1, 2, 4, 8 teachers need each teacher's outputs only once per batch. Entries are keyed by the teacher,
-    the features kept and a hash of the batch's bytes (one host copy per step: for CPU grids), so a cached output
-    is used only for the very batch it was computed on; the least recently used go past ``max_bytes``.
-    """
-
-    def __init__(self, max_bytes: int = 2 * 1024 ** 3):
-        from collections import OrderedDict
-
-        self.entries, self.max_bytes, self.bytes, self.hits, self.misses = OrderedDict(), max_bytes, 0, 0, 0
-
-    @staticmethod
-    def fingerprint(x: torch.Tensor) -> bytes:
-        import hashlib
-
-        return hashlib.blake2b(x.detach().cpu().numpy().tobytes(), digest_size=16).digest() + str(tuple(x.shape)).encode()
-
-    def get(self, key):
-        hit = self.entries.get(key)
-        if hit is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.entries.move_to_end(key)
-        return hit[0]
-
-    def put(self, key, value):
-        size = sum(t.numel() * t.element_size() for t in [*value[0], value[1]])
-        self.entries[key] = (value, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes and len(self.entries) > 1:
-            _, (_, old) = self.entries.popitem(last=False)
-            self.bytes -= old
-        return value
-
-
-class EpochStats:
-    """An epoch's training metrics, summed on the device without host syncs; read once by ``means()``.
-
-    Per step: each loss term and the loss times the batch size, the correct predictions, and the
-    first step whose loss was not finite (``first_bad``, -1 while there is none).
-    """
-
-    def __init__(self, device: torch.device):
-        self.sums: dict[str, torch.Tensor] = {}
-        self.correct = torch.zeros((), device=device, dtype=torch.long)
-        self.first_bad = torch.full((), -1, device=device, dtype=torch.long)
-        self.seen = 0
-
-    def add(self, step: int, yb: torch.Tensor, loss: torch.Tensor, terms: dict, logits: torch.Tensor) -> None:
-        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), step, self.first_bad)
-        for k, v in {"loss": loss, **terms}.items():
-            self.sums[k] = self.sums.get(k, 0) + v * len(yb)
-        self.correct += (logits.argmax(1) == yb).sum()
-        self.seen += len(yb)
-
-    def means(self) -> dict:
-        """``{"train_acc", "train_loss", "train_<term>"}``: the epoch's means (one host sync per value)."""
-        return {"train_acc": float(self.correct) / self.seen,
-                **{f"train_{k}": float(v) / self.seen for k, v in self.sums.items()}}
-
-
-def _as_float(feats, logits):
-    """The tensors the losses read (the last two features, the logits) in float32; the rest untouched."""
-    return [*feats[:-2], *(f.float() for f in feats[-2:])], logits.float()
-
-
-class _Compiled(torch.nn.Module):
-    """``torch.compile(model)`` that falls back to the eager model, with a warning, if compiling fails."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.eager = model
-        self.compiled = torch.compile(model)
-        self.failed = False
-
-    def forward(self, *args, **kwargs):
-        if not self.failed:
-            try:
-                return self.compiled(*args, **kwargs)
-            except Exception as err:  # the compiler's errors have no common base class
-                self.failed = True
-                warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                              f"running eagerly", RuntimeWarning, stacklevel=2)
-        return self.eager(*args, **kwargs)
-
-
-def _compiled(model):
-    return _Compiled(model)
-
-
-def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader, autocast=None) -> float:
-    """Top-1 accuracy of ``model`` over an evaluation loader, with one host sync at the end.
-
-    ``autocast``: a context to run the model under (the engine passes its training precision's).
-    """
-    correct, n = torch.zeros((), device=loader.device, dtype=torch.long), 0
-    with eval_mode(model):
-        for xb, yb in loader:
-            with autocast or nullcontext():
-                logits = model(xb)
-            correct += (logits.argmax(1) == yb).sum()
-            n += len(yb)
-    return float(correct) / max(n, 1)
-
-
-@torch.no_grad()
-def ensemble_accuracy(models: Sequence[torch.nn.Module], loader: DeviceLoader) -> float:
-    """Top-1 accuracy of an ensemble that averages its members' softmax probabilities."""
-    for m in models:
-        m.eval()
-    correct, n = torch.zeros((), device=loader.device), 0
-    for xb, yb in loader:
-        probs = torch.stack([F.softmax(m(xb).float(), dim=1) for m in models]).mean(0)
-        correct += (probs.argmax(1) == yb).sum()
-        n += len(yb)
-    return float(correct) / max(n, 1)
-
-
-class _Probe:
-    """A fixed, class-balanced batch of test images on which the student's kernel is compared with the teachers'."""
-
-    def __init__(self, x: torch.Tensor | None, teachers: Sequence[Teacher], method: Method | None = None):
-        self.x = x
-        h_t = [embedding(t.model, x) for t in teachers] if x is not None else []
-        self.h_t = method.kernel_target(h_t) if method is not None and h_t else h_t
-        self.K_t = ensemble_kernel(self.h_t) if self.h_t else None
-
-    def metrics(self, student) -> dict:
-        if self.K_t is None:
-            return {}
-        h_s = embedding(student, self.x)
-        return {"kernel_alignment": float(kernel_alignment(feature_kernel(h_s), self.K_t)),
-                "kernel_distance": float(fkd_loss(h_s, self.h_t)),
-                "feature_norm": float(h_s.norm(dim=1).mean())}
-
-
-def _probe(test_data, size: int, teachers, device, method: Method | None = None) -> _Probe:
-    """The probe batch, with the teachers' kernel as ``method`` targets it (the mean of their kernels, or concat)."""
-    if not teachers or size < 2:
-        return _Probe(None, ())
-    idx = per_class_indices(test_data.y, max(1, size // len(test_data.classes)))[:size]
-    x = DeviceLoader(test_data.X[idx], test_data.y[idx], len(idx), train=False, mean=test_data.mean,
-                     std=test_data.std, device=device)
-    return _Probe(next(iter(x))[0], teachers, method)
 
 
 def _kd_loader(method, recipe, kd_data, device, seed):

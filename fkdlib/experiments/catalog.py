@@ -12,7 +12,8 @@ from pathlib import Path
 from . import comparison
 from . import config
 from ..paths import results_dir
-from ..records import mean_ci95, mean_present, paired_ci95, provenance, write_record
+from ..records import final, provenance, write_record
+from ..stats import mean_ci95, mean_present, paired_ci95
 
 
 def experiment_dir(name: str, scale: str) -> Path:
@@ -59,7 +60,7 @@ def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> N
     """``results/fkd_in_practice/<scale>/summary.json``: per run label its weights, run folders, test accuracy per
     seed (mean, 95% CI), final kernel distance and feature norm, and its paired difference from the plain student."""
     def acc(label):
-        return {s: 100 * r["result"]["final"]["test_acc"] for s, r in records[label].items() if r is not None}
+        return {s: final(r) for s, r in records[label].items() if r is not None}
 
     rows = {}
     for label, method in runs.items():

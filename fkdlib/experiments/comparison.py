@@ -24,7 +24,8 @@ from . import runner
 from .splits import comparison_data
 from ..distill.methods import Method
 from ..engine.recipes import get_recipe
-from ..records import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+from ..records import done_record, final, finished, provenance, run_names, run_record, write_record
+from ..stats import mean_ci95, mean_present, paired_ci95
 
 # the paired differences every summary reports: (a, b) means a - b
 CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr"), ("fkd", "fr"),
@@ -106,15 +107,11 @@ class Grid:
         return self.out / "runs" / f"{self.name(cand)}_s{seed}"
 
     def record(self, cand, seed: int) -> dict | None:
-        path = self.run_dir(cand, seed) / "result.json"
-        if not path.exists():
-            return None
-        rec = load_result(path)
-        return rec if rec["result"]["status"] == "done" else None
+        return done_record(self.run_dir(cand, seed))
 
     def val_acc(self, cand, seed: int) -> float | None:
         rec = self.record(cand, seed)
-        return None if rec is None else 100 * rec["result"]["final"]["val_acc"]
+        return None if rec is None else final(rec, "val_acc")
 
     def stages(self):
         """``(key, candidates or None)`` per choice, in the order they are made, given ``chosen`` so far (a generator
@@ -203,7 +200,7 @@ class Grid:
     # what the runner needs (fkdlib.experiments.runner): the runs to do now, and how a process trains one of them
     def todo(self) -> list:
         """The teacher while it is not done (every student needs it), then ``plan()``'s runs as ``runner.Run``s."""
-        if not runner.finished(self.teacher_dir):
+        if not finished(self.teacher_dir):
             return [runner.Run(self.teacher_dir.name, "teacher")]
         return [runner.Run(str(self.run_dir(c, s).relative_to(self.out)), role, c, s) for role, c, s in self.plan()[0]]
 
@@ -233,7 +230,7 @@ class Grid:
             if name not in chosen:
                 continue
             recs = {s: r for s in self.seeds if (r := self.record(chosen[name], s)) is not None}
-            by_seed[name] = {s: 100 * r["result"]["final"]["test_acc"] for s, r in recs.items()}
+            by_seed[name] = {s: final(r) for s, r in recs.items()}
             finals = [r["result"]["final"] for r in recs.values()]
             mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
             gamma = self.method(chosen[name]).gamma
@@ -307,7 +304,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
     out = out or experiment_dir("method_comparison", scale)
     grid = Grid(scale, out)
     chosen, tables, _ = grid.choices()
-    teacher = load_result(grid.teacher_dir / "result.json")
+    teacher = run_record(grid.teacher_dir)
     methods, by_seed = grid.final_rows(chosen)
     paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
               if by_seed.get(a) and by_seed.get(b)}
@@ -323,7 +320,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
                             "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None},
                "tuning": tables, "methods": methods, "paired": paired,
                "order": {"methods": list(methods), "paired": list(paired)},  # the JSON file sorts its keys
-               "runs": sorted(str(p.parent.relative_to(out)) for p in out.glob("runs/*/result.json"))}
+               "runs": run_names(out)}
     write_record(out / "summary.json", summary, provenance(config={"sizes": grid.cfg}))
     return summary
 

@@ -16,7 +16,8 @@ from .comparison import Grid, run_name
 from .splits import cross_data
 from ..distill.methods import Method
 from ..engine.recipes import get_recipe
-from ..records import load_result, paired_ci95, provenance, write_record
+from ..records import final, provenance, run_names, run_record, write_record
+from ..stats import paired_ci95
 
 EXPERIMENT = "cross_dataset"
 # the paired differences the summary reports: (a, b) means a - b
@@ -97,7 +98,7 @@ class CrossGrid(Grid):
         """Write ``summary.json``: the teacher, every tuning round with its choice, per method the chosen weight and
         rate with the test accuracy of every seed (mean, 95% CI), and the paired differences."""
         chosen, tables, _ = self.choices()
-        teacher = load_result(self.teacher_dir / "result.json")
+        teacher = run_record(self.teacher_dir)
         methods, by_seed = self.final_rows(chosen)
         paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
                   if by_seed.get(a) and by_seed.get(b)}
@@ -108,9 +109,9 @@ class CrossGrid(Grid):
                    "teacher_classes": t_cfg["classes"],
                    "student_classes": first["provenance"]["config"]["classes"] if first else None,
                    "num_train": {"teacher": t_cfg["num_train"], "student": self.cfg.get("train_size")},
-                   "val_size": self.cfg["val_size"], "teacher_test_acc": 100 * teacher["result"]["final"]["test_acc"],
+                   "val_size": self.cfg["val_size"], "teacher_test_acc": final(teacher),
                    "tuning": tables, "methods": methods, "paired": paired,
                    "order": {"methods": list(methods), "paired": list(paired)},
-                   "runs": sorted(str(p.parent.relative_to(self.out)) for p in self.out.glob("runs/*/result.json"))}
+                   "runs": run_names(self.out)}
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg}))
         return summary

@@ -21,9 +21,11 @@ from .splits import comparison_data
 from ..data.loader import DeviceLoader
 from ..distill.methods import Method
 from ..engine.recipes import get_recipe
-from ..records import load_result, mean_ci95, mean_present, paired_ci95, provenance, write_record
+from ..records import MODEL, done_record, final, finished, load_result, provenance, run_names, write_record
+from ..stats import mean_ci95, mean_present, paired_ci95
 from ..models.teachers import load_teacher
-from ..engine.train import MODEL, RECORD, TeacherCache, ensemble_accuracy
+from ..engine.evaluate import ensemble_accuracy
+from ..engine.teacher_cache import TeacherCache
 
 EXPERIMENT = "ensemble_size"
 ENSEMBLES = "teacher_ensembles.json"  # each teacher ensemble's own test accuracy, per E
@@ -67,12 +69,12 @@ class EnsembleGrid:
 
     def todo(self) -> list[runner.Run]:
         waiting = [runner.Run(str(d.relative_to(self.out)), "teacher", None, s)
-                   for s, d in zip(self.cfg["teacher_seeds"], self.teacher_dirs) if not runner.finished(d)]
+                   for s, d in zip(self.cfg["teacher_seeds"], self.teacher_dirs) if not finished(d)]
         if waiting:
             return waiting
         todo = [] if (self.out / ENSEMBLES).exists() else [runner.Run(ENSEMBLES, "ensembles")]
         return todo + [runner.Run(str(run_dir(self.out, m, E, s).relative_to(self.out)), label, (m, E), s)
-                       for label, m, E, s in students(self.cfg) if not runner.finished(run_dir(self.out, m, E, s))]
+                       for label, m, E, s in students(self.cfg) if not finished(run_dir(self.out, m, E, s))]
 
     def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
         if self._data is None:
@@ -124,12 +126,11 @@ def summarize(scale: str, out: Path | None = None) -> dict:
     out = out or experiment_dir(EXPERIMENT, scale)
     acc, cells = {}, {}
     for label, m, E, s in students(cfg):
-        path = run_dir(out, m, E, s) / RECORD
-        rec = load_result(path) if path.exists() else None
-        if rec is None or rec["result"]["status"] != "done":
+        rec = done_record(run_dir(out, m, E, s))
+        if rec is None:
             continue
         key = label if E == 0 else f"{label} E={E}"
-        acc.setdefault(key, {})[s] = 100 * rec["result"]["final"]["test_acc"]
+        acc.setdefault(key, {})[s] = final(rec)
         cells.setdefault(key, {"method": label, "E": E, "run": run_name(m), "finals": []})["finals"].append(
             rec["result"]["final"])
     rows = {}
@@ -151,9 +152,8 @@ def summarize(scale: str, out: Path | None = None) -> dict:
     paired = {f"{a} - {b}": paired_ci95(acc[a], acc[b]) for a, b in pairs if a in acc and b in acc}
     teachers = {}
     for d in teacher_dirs(out, cfg):
-        if (d / RECORD).exists():
-            final = load_result(d / RECORD)["result"]["final"]
-            teachers[d.name] = {"test_acc": 100 * final["test_acc"], "val_acc": 100 * final.get("val_acc", float("nan"))}
+        if (rec := done_record(d)) is not None:
+            teachers[d.name] = {"test_acc": final(rec), "val_acc": final(rec, "val_acc")}
     ens = out / ENSEMBLES
     proto = config.sizes(cfg["protocol"], scale)
     summary = {"experiment": EXPERIMENT, "scale": scale, "arch": proto["student"], "E": cfg["E"],
@@ -161,9 +161,9 @@ def summarize(scale: str, out: Path | None = None) -> dict:
                "num_train": proto.get("train_size"), "teachers": teachers,
                "teacher_ensemble": load_result(ens)["result"]["test_acc"] if ens.exists() else None,
                "rows": rows, "paired": paired, "order": {"rows": list(rows), "paired": list(paired)},
-               "runs": sorted(str(p.parent.relative_to(out)) for p in out.glob("*/*/result.json"))}
+               "runs": run_names(out, "*/*")}
     first = next(iter(teacher_dirs(out, cfg)), None)
-    if first is not None and (first / RECORD).exists():
-        summary["data"] = load_result(first / RECORD)["provenance"]["config"]["data_label"]
+    if first is not None and (rec := done_record(first)) is not None:
+        summary["data"] = rec["provenance"]["config"]["data_label"]
     write_record(out / "summary.json", summary, provenance(config={"sizes": cfg, "protocol": proto}))
     return summary

@@ -20,10 +20,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 
 import torch
 
+from ..distill.methods import Method
 from ..engine.progress import bar
+from ..engine.train import train
+from ..records import finished, run_record
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,6 @@ class GridRef:
 
     def build(self):
         module, name = self.cls.split(":")
-        from pathlib import Path
-
         return getattr(importlib.import_module(module), name)(self.scale, Path(self.out))
 
 
@@ -62,31 +64,16 @@ class GridFailed(RuntimeError):
         super().__init__(f"{len(failures)} run(s) failed twice; the other runs are done and summarised:\n{lines}")
 
 
-def finished(run_dir) -> bool:
-    """Whether ``run_dir`` holds a run whose record says done."""
-    import json
-    from pathlib import Path
-
-    record = Path(run_dir) / "result.json"
-    return record.exists() and json.loads(record.read_text())["result"]["status"] == "done"
-
-
 def train_or_reuse(arch, train_data, test_data, recipe, run_dir, **kw) -> dict:
     """The record of ``run_dir`` if it holds this very run finished, else ``train`` it (resuming a killed one).
 
     A finished run is reused only if it was made with the recipe and method asked for now: a grid whose settings
     changed (a new lr chosen on validation, edited sizes) must not silently keep stale runs.
     """
-    from pathlib import Path
-
-    from ..distill.methods import Method
-    from ..records import load_result
-    from ..engine.train import train
-
     run_dir = Path(run_dir)
     if not finished(run_dir):
         return train(arch, train_data, test_data, recipe, run_dir, resume=True, **kw)
-    record = load_result(run_dir / "result.json")
+    record = run_record(run_dir)
     check_settings(record, run_dir, recipe, kw.get("method") or Method())
     return record
 
@@ -206,13 +193,9 @@ class _Ray:
 
 def _estimate(grid, running, n_todo: int, capacity: int, desc: str) -> bool:
     """Once a run has finished its first epoch: print the grid's size and its time at that rate; True once printed."""
-    import json
-    from pathlib import Path
-
     for run in running:
-        path = Path(grid.out) / run.name / "result.json"
         try:
-            record = json.loads(path.read_text())
+            record = run_record(Path(grid.out) / run.name)
             history, epochs = record["result"]["history"], record["provenance"]["config"]["recipe"]["epochs"]
         except (OSError, ValueError, KeyError):
             continue

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..distill.losses import fkd_loss
 from ..engine.progress import bar
-from ..records import mean_ci95
+from ..stats import mean_ci95
 from .data import MultiViewData
 
 

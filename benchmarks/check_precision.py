@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from fkdlib.experiments.config import sizes  # noqa: E402
 from fkdlib.data import load_train_test  # noqa: E402
 from fkdlib.distill.methods import Method  # noqa: E402
-from fkdlib.engine.recipes import get_recipe  # noqa: E402
+from fkdlib.experiments.config import recipe as get_recipe  # noqa: E402
 from fkdlib.records import provenance, write_record  # noqa: E402
 from fkdlib.models.teachers import load_teacher  # noqa: E402
 from fkdlib.engine.train import train  # noqa: E402

@@ -40,7 +40,7 @@ from fkdlib.data import load_train_test  # noqa: E402
 from fkdlib.device import describe_device, get_device  # noqa: E402
 from fkdlib.distill.methods import Method  # noqa: E402
 from fkdlib.models import create_model  # noqa: E402
-from fkdlib.engine.recipes import get_recipe  # noqa: E402
+from fkdlib.experiments.config import recipe as get_recipe  # noqa: E402
 from fkdlib.records import provenance  # noqa: E402
 from fkdlib.models.teachers import Teacher  # noqa: E402
 from fkdlib.engine.train import train  # noqa: E402

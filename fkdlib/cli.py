@@ -20,7 +20,8 @@ import sys
 from .engine.amp import PRECISIONS
 from .distill.methods import METHODS, Method
 from .models import list_models
-from .engine.recipes import PRESETS, get_recipe
+from .engine.recipes import PRESETS
+from .experiments.config import RECIPES, recipe as get_recipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,7 +100,7 @@ def _add_common(p):
                    help=f"architecture, one of: {', '.join(list_models())}")
     _add_data(p)
     p.add_argument("--out", required=True, help="run folder: result.json, checkpoints/, model.pt")
-    p.add_argument("--preset", choices=list(PRESETS), default="paper", help="training recipe (default paper)")
+    p.add_argument("--preset", choices=[*PRESETS, *RECIPES], default="paper", help="training recipe (default paper)")
     p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--lr", type=float, help="override the preset's learning rate")

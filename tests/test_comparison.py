@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fkdlib.experiments import comparison
+from fkdlib.experiments import comparison, tuning
 from fkdlib.experiments import splits as cd
 from fkdlib.experiments import config
 from fkdlib.data import ImageData
@@ -109,11 +109,11 @@ def test_pairing_removes_the_seed_to_seed_spread():
 def test_the_choice_is_clear_only_beyond_twice_the_validation_standard_error():
     tries = [{"run": "x1", "val_acc": {0: 60.0}}, {"run": "x3", "val_acc": {0: 61.0}},
              {"run": "x9", "val_acc": {0: 50.0}}]
-    pick = comparison.choose(tries, val_size=5000)
+    pick = tuning.choose(tries, val_size=5000)
     assert pick["run"] == "x3" and pick["margin"] == pytest.approx(1.0)
     assert pick["two_se"] == pytest.approx(200 * math.sqrt(0.61 * 0.39 / 5000))  # 1.38 points
     assert not pick["clear"] and pick["contenders"] == ["x3", "x1"]
-    assert comparison.choose(tries, val_size=50_000)["clear"]  # a larger split resolves a 1-point margin
+    assert tuning.choose(tries, val_size=50_000)["clear"]  # a larger split resolves a 1-point margin
 
 
 def _fake_run(grid, method, seed, val):
@@ -134,13 +134,13 @@ def test_a_close_choice_gets_another_seed_for_its_contenders_only(tmp_path, monk
     for m, val in zip(kd, (60.0, 61.0, 50.0)):
         _fake_run(grid, m, 0, val)
     todo, chosen = grid.plan()
-    tune = [(comparison.run_name(m), s) for role, m, s in todo if role == "tune"]
+    tune = [(tuning.run_name(m), s) for role, m, s in todo if role == "tune"]
     assert sorted(tune) == [("kd_w0.3", 1), ("kd_w0.9", 1)] and "kd" not in chosen
     _fake_run(grid, kd[0], 1, 63.0)
     _fake_run(grid, kd[1], 1, 61.0)
     todo, chosen = grid.plan()
-    assert comparison.run_name(chosen["kd"]) == "kd_w0.3"  # best mean over the two seeds: 61.5 vs 61.0
-    finals = [(comparison.run_name(m), s) for role, m, s in todo if role == "final"]
+    assert tuning.run_name(chosen["kd"]) == "kd_w0.3"  # best mean over the two seeds: 61.5 vs 61.0
+    finals = [(tuning.run_name(m), s) for role, m, s in todo if role == "final"]
     assert ("kd_w0.3", 2) in finals and ("kd_w0.3", 0) not in finals  # tuning runs are reused as finals
     table = grid.choices()[1]["kd"]
     assert len(table["rounds"]) == 2 and {t["run"] for t in table["rounds"][1]} == {"kd_w0.3", "kd_w0.9"}

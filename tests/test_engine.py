@@ -14,7 +14,7 @@ from fkdlib.data import ImageData, synthetic_images
 from fkdlib.data.loader import DeviceLoader
 from fkdlib.distill.methods import Method
 from fkdlib.models import create_model
-from fkdlib.engine.recipes import get_recipe
+from fkdlib.experiments.config import recipe as get_recipe
 from fkdlib.models.teachers import Teacher
 from fkdlib.engine.step import EpochStats, TrainStep
 from fkdlib.engine.train import train

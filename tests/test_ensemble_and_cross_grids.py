@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fkdlib import experiments
-from fkdlib.experiments import comparison
+from fkdlib.experiments import tuning
 from fkdlib.experiments import config
 from fkdlib.experiments import cross as cross_dataset
 from fkdlib.experiments.splits import cross_data
@@ -39,7 +39,7 @@ def test_concat_is_a_rule_of_fkd_only_and_mean_records_read_as_before():
     with pytest.raises(ValueError, match="mean"):
         Method("fkd", ensemble="max")
     assert "ensemble" not in Method("fkd").to_dict() and Method("fkd", ensemble="concat").to_dict()["ensemble"] == "concat"
-    assert comparison.run_name(Method("fkd", lam_kd=30, lam_fr=0.001, fr_squared=False, ensemble="concat")) == \
+    assert tuning.run_name(Method("fkd", lam_kd=30, lam_fr=0.001, fr_squared=False, ensemble="concat")) == \
         "fkd_w30_fr0.001norm_concat"
 
 
@@ -81,7 +81,7 @@ def test_the_ensemble_summary_pairs_every_cell_over_seeds(ensemble_grid):
 def test_a_teacher_cache_changes_no_number(ensemble_grid, tmp_path, monkeypatch):
     """Two students of one seed through one cache: the second reads its teachers' outputs, bit for bit the same."""
     from fkdlib.experiments.splits import comparison_data
-    from fkdlib.engine.recipes import get_recipe
+    from fkdlib.experiments.config import recipe as get_recipe
     from fkdlib.models.teachers import load_teacher
     from fkdlib.engine.teacher_cache import TeacherCache
     from fkdlib.engine.train import train

@@ -29,8 +29,8 @@ def test_the_grid_runs_then_skips_finished_runs_and_loads_no_data(tiny_grid, mon
     def must_not_run(*a, **k):
         raise AssertionError("a finished grid must not load data or train again")
 
-    monkeypatch.setattr("fkdlib.engine.train.train", must_not_run)
-    monkeypatch.setattr(comparison, "comparison_data", must_not_run)
+    monkeypatch.setattr("fkdlib.experiments.runner.train", must_not_run)
+    monkeypatch.setattr("fkdlib.experiments.tuning.comparison_data", must_not_run)
     again = experiments.method_comparison("smoke", progress=False)
     assert json.dumps(again["methods"]) == json.dumps(summary["methods"])  # NaN-safe
 
@@ -59,7 +59,7 @@ def test_the_summary_is_computed_from_the_run_files(tiny_grid):
 def test_a_finished_run_made_with_other_settings_is_not_silently_reused(tiny_grid, monkeypatch):
     from fkdlib.experiments import runner
     from fkdlib.distill.methods import Method
-    from fkdlib.engine.recipes import get_recipe
+    from fkdlib.experiments.config import recipe as get_recipe
 
     cfg = config.sizes("method_comparison", "smoke")
     run_dir = experiments.experiment_dir("method_comparison", "smoke") / "runs" / "fkd_w100_fr0.01sq_s0"

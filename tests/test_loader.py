@@ -6,7 +6,8 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
-from fkdlib.data.loader import DeviceLoader, draw_epoch, epoch_seed, normalize, random_crop_flip
+from fkdlib.data.augment import draw_epoch, epoch_seed, normalize, random_crop_flip
+from fkdlib.data.loader import DeviceLoader
 
 CIFAR100_MEAN = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD = (0.2675, 0.2565, 0.2761)

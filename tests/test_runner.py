@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fkdlib.experiments import comparison
+from fkdlib.experiments import comparison, tuning
 from fkdlib.experiments import runner
 
 
@@ -53,7 +53,7 @@ def test_a_run_that_raises_is_retried_once_then_reported_by_name_and_the_others_
     assert FakeGrid("raise", tmp_path).summarize()["done"] == ["a", "b", "c", "d"]
     grid = FakeGrid("raise", tmp_path)
     with pytest.raises(runner.GridFailed, match=r"1 run\(s\) failed twice.*\n  bad: ValueError"):
-        comparison.run_to_summary(grid)  # the summary is written first; then the failure is raised, by name
+        tuning.run_to_summary(grid)  # the summary is written first; then the failure is raised, by name
 
 
 def _finals(root: Path) -> dict:

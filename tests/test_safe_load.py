@@ -12,7 +12,7 @@ import torch
 from fkdlib.cli import main
 from fkdlib.data import ImageData, synthetic_images
 from fkdlib.models import create_model
-from fkdlib.engine.recipes import get_recipe
+from fkdlib.experiments.config import recipe as get_recipe
 from fkdlib.models.checkpoints import CorruptCheckpointError, UnsafeCheckpointError, plain, resave, safe_load
 from fkdlib.models.teachers import load_teacher
 from fkdlib.engine.train import train

@@ -6,7 +6,7 @@ import torch
 
 from fkdlib.data import ImageData, synthetic_images
 from fkdlib.distill.methods import METHODS, Method
-from fkdlib.engine.recipes import get_recipe
+from fkdlib.experiments.config import recipe as get_recipe
 from fkdlib.models.teachers import Teacher, load_teacher
 from fkdlib.engine.train import train
 from fkdlib.records import CHECKPOINT, MODEL, RECORD

@@ -32,6 +32,24 @@ from .losses import feature_norm_penalty, fkd_loss, kd_loss, rkd_loss, sp_loss
 METHODS = ("none", "kd", "rkd", "sp", "fkd", "fkd-nofr", "fr")
 LABEL_FREE = ("rkd", "sp", "fkd", "fkd-nofr")
 
+# how every figure and table names and colours a method or variant (seaborn's colorblind palette; FKD the strongest)
+LOOK = {"none": ("no distillation", "#949494"), "kd": ("KD", "#de8f05"), "rkd": ("RKD", "#029e73"),
+        "sp": ("SP", "#56b4e9"), "fkd-nofr": ("FKD without FR", "#cc78bc"), "fkd": ("FKD", "#0173b2"),
+        "fr": ("FR only", "#ca9161"),
+        "fkd-unlabelled": ("FKD, unlabelled kernel batch", "#7f3c8d"),   # its kernel term on its own unlabelled batch
+        "fkd-concat": ("FKD (concat, ours)", "#d55e00")}                  # Method("fkd", ensemble="concat")
+
+
+def label(key: str) -> str:
+    """``"fkd-concat E=4"`` -> ``"FKD (concat, ours) E=4"``: a method's label, then the rest of the key."""
+    name, _, rest = key.partition(" ")
+    return LOOK.get(name, (name,))[0] + (f" {rest}" if rest else "")
+
+
+def color(key: str) -> str:
+    """The method's colour in every figure (grey for a key no method owns)."""
+    return LOOK.get(key.partition(" ")[0], (None, "0.3"))[1]
+
 
 @dataclass
 class Method:

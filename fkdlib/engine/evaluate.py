@@ -13,6 +13,8 @@ from ..data import per_class_indices, to_float
 from ..data.loader import DeviceLoader
 from ..distill.kernels import ensemble_kernel, feature_kernel, kernel_alignment
 from ..distill.losses import fkd_loss
+from ..distill.methods import Method
+from ..models.teachers import Teacher
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Training recipes (docs/paper.md §3.4): the paper's, RepDistiller's, and our smoke and lite sizes.
+"""Training recipes (docs/paper.md §3.4): the paper's and RepDistiller's. Our reduced scales' recipes are sizes, so
+they live with the other sizes (``fkdlib.experiments.config.recipe("lite")``).
 
 Any field can be overridden: ``get_recipe("paper", epochs=10)``.
 """
@@ -34,21 +35,21 @@ PRESETS = {
     "paper": Recipe(epochs=160, batch_size=128, lr=0.1, milestones=(80, 120), weight_decay=1e-4),
     # RepDistiller's defaults: the released teachers and the * rows of the paper's table
     "repdistiller": Recipe(epochs=240, batch_size=64, lr=0.05, milestones=(150, 180, 210), weight_decay=5e-4),
-    # seconds on a CPU: tests and nbval; proves the code path, claims nothing
-    "smoke": Recipe(epochs=2, batch_size=16, lr=0.02, milestones=(1,), weight_decay=5e-4, train_subset=64,
-                    eval_batch_size=64, probe_size=32),
-    # minutes on 2 CPU cores: a real but reduced run (the experiments settle their own sizes)
-    "lite": Recipe(epochs=15, batch_size=128, lr=0.05, milestones=(8, 12), weight_decay=5e-4, train_subset=10_000),
 }
 
 
-def get_recipe(name: str, **overrides) -> Recipe:
-    """A preset by name, with any fields replaced; unknown names and fields are errors."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(PRESETS)}")
+def get_recipe(name: str | Recipe, **overrides) -> Recipe:
+    """A preset by name (or a ``Recipe``), with any fields replaced; unknown names and fields are errors."""
+    if isinstance(name, Recipe):
+        base = name
+    elif name in PRESETS:
+        base = PRESETS[name]
+    else:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(PRESETS)} (the smoke and lite recipes: "
+                         "fkdlib.experiments.config.recipe)")
     unknown = set(overrides) - set(Recipe.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown recipe field(s) {sorted(unknown)}; fields: {', '.join(Recipe.__dataclass_fields__)}")
     if "milestones" in overrides and overrides["milestones"] is not None:
         overrides["milestones"] = tuple(overrides["milestones"])
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,12 +1,17 @@
 """One function per paper experiment (docs/paper.md §3); ``python -m fkdlib experiment NAME --scale ...`` calls them.
 
-Each runs a grid of runs through ``fkdlib.experiments.runner``: a finished run (its ``result.json`` says done) is skipped, a
-killed one resumes from its checkpoint. Every run has its own folder under ``results/<experiment>/<scale>/`` and the
-summary is computed from those files only. ``**executor`` (every experiment): ``workers=N`` for N local worker
-processes, ``ray="auto"`` or a cluster's address for Ray tasks; by default the runs train one after another here.
+Each runs a grid of runs through ``fkdlib.experiments.runner``: a finished run (its ``result.json`` says done) is
+skipped, a killed one resumes from its checkpoint. Every run has its own folder under ``results/<experiment>/<scale>/``
+and the summary is computed from those files only. Keyword arguments (every experiment): the executor's,
+``workers=N`` for N local worker processes, ``ray="auto"`` or a cluster's address for Ray tasks (by default the runs
+train one after another here), ``threads``, ``resources``; any other is an override of the experiment's sizes
+(``ensemble_size("lite", E=[1, 2], seeds=[0])``; ``config.sizes`` lists them), whose runs go to a folder of their
+own, ``results/<experiment>/<scale>-<hash of the overrides>/``, so the committed results are never touched.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from . import comparison
@@ -14,15 +19,29 @@ from . import config
 from ..paths import results_dir
 from ..records import final, provenance, write_record
 from ..stats import mean_ci95, mean_present, paired_ci95
+from ..theory.experiment import run as theory   # notebook 02's simulation: results/theory/<scale>.json
 
 
-def experiment_dir(name: str, scale: str) -> Path:
-    """``results/<name>/<scale>/`` (smoke: under the git-ignored ``results/smoke/``)."""
-    return results_dir(scale) / name / scale
+EXECUTOR = ("workers", "ray", "threads", "resources")
+
+
+def experiment_dir(name: str, scale: str, overrides: dict | None = None) -> Path:
+    """``results/<name>/<scale>/`` (smoke: under the git-ignored ``results/smoke/``); with size overrides
+    ``<scale>-<hash>/``, a folder of their own."""
+    if not overrides:
+        return results_dir(scale) / name / scale
+    tag = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return results_dir(scale) / name / f"{scale}-{tag}"
+
+
+def _split(kw: dict) -> tuple[dict, dict | None]:
+    """``(executor, overrides)`` from an experiment's keyword arguments."""
+    overrides = {k: v for k, v in kw.items() if k not in EXECUTOR}
+    return {k: v for k, v in kw.items() if k in EXECUTOR}, overrides or None
 
 
 def method_comparison(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                      precision: str = "auto", **executor) -> dict:
+                      precision: str = "auto", **kw) -> dict:
     """docs/paper.md §3.1 at our scale (``fkdlib.experiments.comparison``): one teacher; per method (none, KD, RKD, SP, FKD without
     FR, FKD, FR only) weights chosen on a held-out validation split, then paired seeds of the chosen weights.
 
@@ -30,12 +49,13 @@ def method_comparison(scale: str | None = None, data_root=None, device=None, pro
     per method the test accuracy of each seed with its mean and 95% CI, and the paired differences.
     When every run is already done (committed results), no data is loaded and nothing is trained.
     """
+    executor, overrides = _split(kw)
     return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                          **executor)
+                          overrides=overrides, **executor)
 
 
 def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                    precision: str = "auto", **executor) -> dict:
+                    precision: str = "auto", **kw) -> dict:
     """Notebook 03: the method comparison's runs that show FKD's two knobs, ``{label: {seed: run record}}``.
 
     FKD without FR at each lambda_KD of the tuning grid on the first three seeds (the kernel term alone), the
@@ -43,8 +63,9 @@ def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progr
     holds the kernel alignment with the teacher, the kernel distance, the feature norm and every loss term.
     """
     scale = config.get_scale(scale)
-    method_comparison(scale, data_root, device, progress, precision, **executor)
-    grid = comparison.Grid(scale, experiment_dir("method_comparison", scale))
+    method_comparison(scale, data_root, device, progress, precision, **kw)
+    overrides = _split(kw)[1]
+    grid = comparison.Grid(scale, experiment_dir("method_comparison", scale, overrides), overrides)
     chosen, _, _ = grid.choices()
     seeds = grid.seeds[:grid.cfg.get("study_seeds", 3)]
     runs = {label: chosen[m] for label, m in [("no distillation", "none"), ("FR only", "fr"),
@@ -52,11 +73,11 @@ def fkd_in_practice(scale: str | None = None, data_root=None, device=None, progr
     runs.update({f"FKD without FR, lambda_KD={m.lam_kd:g}": m
                  for m in comparison.candidates("fkd-nofr", grid.tuning, chosen)})
     records = {label: {s: grid.record(m, s) for s in seeds} for label, m in runs.items()}
-    _summarize_fkd_in_practice(scale, grid, runs, records)
+    _summarize_fkd_in_practice(scale, grid, runs, records, overrides)
     return records
 
 
-def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> None:
+def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict, overrides: dict | None) -> None:
     """``results/fkd_in_practice/<scale>/summary.json``: per run label its weights, run folders, test accuracy per
     seed (mean, 95% CI), final kernel distance and feature norm, and its paired difference from the plain student."""
     def acc(label):
@@ -73,31 +94,34 @@ def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict) -> N
                        "feature_norm": mean_present(f.get("feature_norm") for f in finals)}
         if label != "no distillation" and finals:
             rows[label]["minus_plain"] = paired_ci95(acc(label), acc("no distillation"))
-    write_record(experiment_dir("fkd_in_practice", scale) / "summary.json",
-                 {"experiment": "fkd_in_practice", "scale": scale, "runs_in": f"results/method_comparison/{scale}/",
-                  "rows": rows},
+    write_record(experiment_dir("fkd_in_practice", scale, overrides) / "summary.json",
+                 {"experiment": "fkd_in_practice", "scale": scale, "rows": rows,
+                  "runs_in": f"results/method_comparison/{grid.out.name}/", **({"overrides": overrides} if overrides else {})},
                  provenance(config={"sizes": grid.cfg}))
 
 
 def ensemble_size(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                  precision: str = "auto", **executor) -> dict:
+                  precision: str = "auto", **kw) -> dict:
     """docs/paper.md §3.2 at our scale (``fkdlib.experiments.ensemble``): one architecture for every teacher and student,
     the teachers trained like the students on their data; KD, FKD on the mean of the teachers' kernels and FKD on
     their concatenated features at each E, paired over seeds with plain students. Returns the summary."""
     from . import ensemble as grid
 
-    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision, **executor)
+    executor, overrides = _split(kw)
+    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                    overrides=overrides, **executor)
 
 
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
-                  precision: str = "auto", **executor) -> dict:
+                  precision: str = "auto", **kw) -> dict:
     """docs/paper.md §3.3 at our scale (``fkdlib.experiments.cross``): a teacher on one label space, students on another;
     each method's weight and learning rate chosen on validation, then paired seeds. Returns the summary."""
     from .cross import CrossGrid
 
+    executor, overrides = _split(kw)
     return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                          grid_class=CrossGrid, **executor)
+                          grid_class=CrossGrid, overrides=overrides, **executor)
 
 
 EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice,
-               "ensemble_size": ensemble_size, "cross_dataset": cross_dataset}
+               "ensemble_size": ensemble_size, "cross_dataset": cross_dataset, "theory": theory}

@@ -1,44 +1,20 @@
-"""The method comparison (docs/paper.md §3.1, issue 13's protocol): weights chosen on validation, then paired seeds.
+"""The method comparison (docs/paper.md §3.1, issue 13's protocol) on ``tuning.TunedGrid``: one teacher; per method
+(none, KD, RKD, SP, FKD without FR, FKD, the FR-only control) its weights chosen on validation, then paired seeds.
 
-1. One teacher (``teacher_<arch>/``).
-2. Tuning: every candidate weight of every method trains on the students' set with seed 0 and is scored on
-   the held-out validation split (``comparison_data``). The candidate with the best mean validation accuracy
-   is chosen; when its margin over the runner-up is under twice the validation standard error, the
-   contenders within that margin get another seed (up to ``tuning["max_seeds"]``) before the choice is made.
-   FKD's lambda_FR and FR form are tried at FKD-without-FR's chosen lambda_KD; the FR-only control uses
-   FKD's chosen regulariser. The test set plays no part in any choice.
-3. Finals: the chosen weights of every method at every seed. Seed s gives every method the same initial
-   weights and batch order, so methods are compared by paired differences (``results.paired_ci95``).
-
-A run's folder is named by its weights (``runs/kd_w0.9_s0``), so a tuning run of the chosen weights is also
-that method's final run of the same seed: nothing is trained twice. ``fkdlib.experiments.runner`` trains the runs, one after
-another or several at once (``workers=N``, ``ray=...``).
+KD, RKD and SP try multiples of RepDistiller's weight; FKD's lambda_FR and FR form are tried at FKD-without-FR's
+chosen lambda_KD; the FR-only control uses FKD's chosen regulariser. ``study`` adds notebook 03's lambda study.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from . import config
-from . import runner
-from .splits import comparison_data
 from ..distill.methods import Method
-from ..engine.recipes import get_recipe
-from ..records import done_record, final, finished, provenance, run_names, run_record, write_record
-from ..stats import mean_ci95, mean_present, paired_ci95
+from . import config
+from .tuning import TunedGrid, run_to_summary
 
 # the paired differences every summary reports: (a, b) means a - b
 CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr"), ("fkd", "fr"),
              ("fkd-nofr", "none"), ("rkd", "none"), ("sp", "none"), ("fr", "none")]
-
-
-def run_name(method: Method) -> str:
-    """A run folder's name from the weights that matter: ``none``, ``kd_w0.9``, ``fkd_w100_fr0.01sq``, ``fr_fr0.001norm``
-    (``..._concat``: FKD on the kernel of the teachers' concatenated features)."""
-    name = f"{method.name}_w{float(f'{method.lam_kd:.3g}'):g}" if method.needs_teacher else method.name
-    if method.lam_fr > 0:
-        name += f"_fr{method.lam_fr:g}{'sq' if method.fr_squared else 'norm'}"
-    return name + ("_concat" if method.ensemble == "concat" else "")
 
 
 def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
@@ -65,53 +41,12 @@ def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
     raise ValueError(f"no tuning rule for method {method!r}")
 
 
-def choose(tries: list[dict], val_size: int) -> dict:
-    """The best of ``tries`` (``{"run", "val_acc": {seed: %}}`` each, all on the same seeds) by mean validation accuracy.
-
-    Returns ``{"run", "margin", "two_se", "clear", "contenders"}``: the margin over the runner-up, twice the
-    binomial standard error of the winner's accuracy on ``val_size`` images, whether the margin exceeds it, and
-    the runs within it of the winner (the winner included): those get another seed when the choice is not clear.
-    """
-    means = {t["run"]: sum(t["val_acc"].values()) / len(t["val_acc"]) for t in tries}
-    ranked = sorted(means, key=means.get, reverse=True)
-    best = ranked[0]
-    p = means[best] / 100
-    two_se = 200 * math.sqrt(max(p * (1 - p), 1e-12) / val_size)
-    margin = means[best] - means[ranked[1]] if len(ranked) > 1 else float("inf")
-    return {"run": best, "margin": margin, "two_se": two_se, "clear": margin >= two_se,
-            "contenders": [r for r in ranked if means[best] - means[r] < two_se]}
-
-
-class Grid:
-    """The state of a tuned grid at one scale, read from its run folders; ``plan()`` says what to train next.
-
-    A candidate is whatever ``name`` and ``describe`` read (here a ``Method``; ``cross_dataset`` adds the learning
-    rate); ``stages()`` says, given the choices made so far, which candidates each choice is made among.
-    """
+class Grid(TunedGrid):
+    """The method comparison: per method its weights chosen on validation (FKD's regulariser at FKD-without-FR's
+    chosen lambda_KD; the FR-only control with FKD's regulariser), then every method at paired seeds."""
 
     experiment = "method_comparison"
-
-    def __init__(self, scale: str, out: Path):
-        self.scale, self.out = scale, out
-        self.cfg = config.sizes(self.experiment, scale)
-        self.tuning, self.seeds = self.cfg["tuning"], self.cfg["seeds"]
-        self.teacher_dir = out / f"teacher_{self.cfg['teacher']}"
-
-    def name(self, cand) -> str:
-        return run_name(cand)
-
-    def describe(self, cand) -> dict:
-        return cand.to_dict()
-
-    def run_dir(self, cand, seed: int) -> Path:
-        return self.out / "runs" / f"{self.name(cand)}_s{seed}"
-
-    def record(self, cand, seed: int) -> dict | None:
-        return done_record(self.run_dir(cand, seed))
-
-    def val_acc(self, cand, seed: int) -> float | None:
-        rec = self.record(cand, seed)
-        return None if rec is None else final(rec, "val_acc")
+    contrasts = CONTRASTS
 
     def stages(self):
         """``(key, candidates or None)`` per choice, in the order they are made, given ``chosen`` so far (a generator
@@ -128,10 +63,6 @@ class Grid:
             best_fr = max(with_fr, key=lambda t: sum(t["val_acc"].values()))
             chosen["fkd-best-fr"] = next(c for c in cands if self.name(c) == best_fr["run"])
 
-    def finals(self, chosen: dict) -> list:
-        """The candidate each final method trains with at every seed."""
-        return [chosen[name] for name in self.cfg["methods"] if name in chosen]
-
     def study(self, chosen: dict) -> list:
         """Runs beyond the finals (notebook 03's lambda study) on the first ``study_seeds`` seeds."""
         if "fkd" not in self.cfg["methods"]:
@@ -139,135 +70,18 @@ class Grid:
         return [(m, s) for s in self.seeds[:self.cfg.get("study_seeds", 3)]
                 for m in candidates("fkd-nofr", self.tuning, chosen)]
 
-    def choices(self) -> tuple[dict, dict, list]:
-        """``(chosen, tables, wanted)``: the candidate chosen per key so far, each key's tuning rounds and
-        choice, and the ``(candidate, seed)`` tuning runs still wanted, in the order to run them."""
-        self._chosen, tables, wanted = {}, {}, []
-        chosen = self._chosen
-        for key, cands in self.stages():
-            if cands is None:
-                continue
-            table, missing = self._settle(cands)
-            if missing:
-                wanted += missing
-                continue
-            chosen[key] = next(c for c in cands if self.name(c) == table["run"])
-            tables[key] = table
-            self.chosen_extra(key, table, cands, chosen)
-        return chosen, tables, wanted
-
-    def _settle(self, cands: list) -> tuple[dict | None, list]:
-        """``(table, missing)``: the choice among ``cands`` with every round of validation runs that made it, or
-        the runs still missing. Round 1 is seed 0 for every candidate; while the winner's margin is under twice
-        the validation standard error, the contenders get one more seed, up to ``tuning["max_seeds"]``."""
-        pool, seeds, rounds = cands, self.seeds[:1], []
-        while True:
-            missing = [(c, s) for c in pool for s in seeds if self.val_acc(c, s) is None]
-            if missing:
-                return None, missing
-            tries = [{"run": self.name(c), "method": self.describe(c),
-                      "val_acc": {s: self.val_acc(c, s) for s in seeds}} for c in pool]
-            rounds.append(tries)
-            if len(pool) == 1:
-                return {"run": self.name(pool[0]), "rounds": rounds, "margin": None, "two_se": None,
-                        "clear": None}, []
-            pick = choose(tries, self.cfg["val_size"])
-            if pick["clear"] or len(seeds) >= min(self.tuning["max_seeds"], len(self.seeds)):
-                return {**pick, "rounds": rounds}, []
-            pool = [c for c in pool if self.name(c) in pick["contenders"]]
-            seeds = self.seeds[:len(seeds) + 1]
-
-    def plan(self) -> tuple[list[tuple[str, object, int]], dict]:
-        """``(jobs, chosen)``: the ``(role, candidate, seed)`` runs not finished yet, most urgent first (tuning
-        runs, then the chosen candidates at every seed, then the study), and the choices made so far."""
-        chosen, _, wanted = self.choices()
-        jobs = [("tune", c, s) for c, s in wanted]
-        jobs += [("final", c, s) for s in self.seeds for c in self.finals(chosen)]
-        jobs += [("study", c, s) for c, s in self.study(chosen)]
-        seen, todo = set(), []
-        for role, c, s in jobs:
-            key = (self.name(c), s)
-            if key in seen:
-                continue
-            seen.add(key)
-            rec = self.record(c, s)
-            if rec is None:
-                todo.append((role, c, s))
-            else:  # a finished run is reused only if made with the settings asked for now
-                runner.check_settings(rec, self.run_dir(c, s), self.recipe(c), self.method(c))
-        return todo, chosen
-
-    # what the runner needs (fkdlib.experiments.runner): the runs to do now, and how a process trains one of them
-    def todo(self) -> list:
-        """The teacher while it is not done (every student needs it), then ``plan()``'s runs as ``runner.Run``s."""
-        if not finished(self.teacher_dir):
-            return [runner.Run(self.teacher_dir.name, "teacher")]
-        return [runner.Run(str(self.run_dir(c, s).relative_to(self.out)), role, c, s) for role, c, s in self.plan()[0]]
-
-    def execute(self, run, data_root=None, device=None, progress=None, precision: str = "auto") -> dict:
-        """Train ``run`` in this process (its data and the teacher loaded once per process)."""
-        from ..models.teachers import load_teacher
-
-        if getattr(self, "_data", None) is None:
-            self._data = self.data(data_root)
-        common = dict(device=device, progress=progress, precision=precision)
-        if run.role == "teacher":
-            args, kw = self.teacher_job(self._data)
-        else:
-            if getattr(self, "_teacher", None) is None:
-                self._teacher = load_teacher(self.teacher_dir / "model.pt", device=device or "cpu")
-            args, kw = self.student_job(run.spec, run.seed, self._data, self._teacher)
-        return runner.train_or_reuse(*args, **kw, **common)
-
-    def summarize(self) -> dict:
-        return summarize(self.scale, self.out)
-
-    def final_rows(self, chosen: dict) -> tuple[dict, dict]:
-        """``(rows, by_seed)``: per final method its chosen candidate, the test accuracy of every seed with its mean
-        and 95% CI, and its finals' diagnostics (means over seeds); and ``{method: {seed: test accuracy}}``."""
-        rows, by_seed = {}, {}
-        for name in self.cfg["methods"]:
-            if name not in chosen:
-                continue
-            recs = {s: r for s in self.seeds if (r := self.record(chosen[name], s)) is not None}
-            by_seed[name] = {s: final(r) for s, r in recs.items()}
-            finals = [r["result"]["final"] for r in recs.values()]
-            mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
-            gamma = self.method(chosen[name]).gamma
-            rows[name] = {"run": self.name(chosen[name]), "method": self.describe(chosen[name]),
-                          "test_acc": by_seed[name], "mean": mean, "ci95": ci, "n": len(recs),
-                          "train_acc": mean_present(100 * f["train_acc"] for f in finals),
-                          "val_acc": mean_present(100 * f["val_acc"] for f in finals),
-                          "train_ce": mean_present(f["train_ce"] / gamma for f in finals),  # unweighted
-                          "kernel_distance": mean_present(f.get("kernel_distance") for f in finals),
-                          "kernel_alignment": mean_present(f.get("kernel_alignment") for f in finals),
-                          "feature_norm": mean_present(f.get("feature_norm") for f in finals),
-                          "last_two_epochs_gain": mean_present(_last_two_gain(r) for r in recs.values())}
-        return rows, by_seed
-
-    def data(self, data_root=None) -> dict:
-        return comparison_data(self.cfg, data_root)
-
-    def teacher_job(self, data: dict) -> tuple[tuple, dict]:
-        return ((self.cfg["teacher"], data["teacher_train"], data["test"],
-                 get_recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir),
-                dict(seed=0, val_data=data["val"]))
-
-    def recipe(self, cand):
-        """The recipe a candidate's student trains with."""
-        return get_recipe(self.cfg["preset"], **self.cfg["student_recipe"])
-
-    def method(self, cand) -> Method:
-        return cand
-
-    def student_job(self, cand, seed: int, data: dict, teacher) -> tuple[tuple, dict]:
-        return ((self.cfg["student"], data["train"], data["test"], self.recipe(cand), self.run_dir(cand, seed)),
-                dict(method=cand, teachers=[teacher],  # plain runs too: the probe measures their kernel
-                     seed=seed, val_data=data["val"]))
+    def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
+        """The teacher's validation accuracy and the protocol checks: did the plain student plateau, does it
+        memorise (train minus test), and how far is it below its teacher."""
+        t_final, plain = teacher["result"]["final"], methods.get("none", {})
+        return {"teacher_val_acc": 100 * t_final.get("val_acc", float("nan")),
+                "protocol": {"plain_last_two_epochs_gain": plain.get("last_two_epochs_gain"),
+                             "plain_train_minus_test": (plain["train_acc"] - plain["mean"]) if plain else None,
+                             "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None}}
 
 
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-        precision: str = "auto", grid_class: type = Grid, **executor) -> dict:
+        precision: str = "auto", grid_class: type = Grid, overrides: dict | None = None, **executor) -> dict:
     """Train what the grid still needs (teacher, tuning runs, finals, study), then summarise.
 
     ``executor``: ``workers=N``, ``ray="auto"`` or an address, ``threads``, ``resources`` (``fkdlib.experiments.runner``); by
@@ -277,55 +91,13 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
     from .catalog import experiment_dir
 
     scale = config.get_scale(scale)
-    out = Path(out or experiment_dir(grid_class.experiment, scale))
-    return run_to_summary(grid_class(scale, out), data_root=data_root, device=device, progress=progress,
+    out = Path(out or experiment_dir(grid_class.experiment, scale, overrides))
+    return run_to_summary(grid_class(scale, out, overrides), data_root=data_root, device=device, progress=progress,
                           precision=precision, **executor)
 
 
-def run_to_summary(grid, data_root=None, device=None, progress=None, precision: str = "auto", **executor) -> dict:
-    """Any grid with ``todo``/``execute``/``summarize`` through ``runner.run_grid``; its summary (also written)."""
-    parallel = (executor.get("workers") or 1) > 1 or executor.get("ray")
-    options = dict(data_root=str(data_root) if data_root else None, device=str(device) if device else None,
-                   progress=False if parallel else progress, precision=precision)
-    ref = runner.GridRef(f"{type(grid).__module__}:{type(grid).__qualname__}", grid.scale, str(grid.out),
-                         tuple(sorted(options.items())))
-    failures = runner.run_grid(grid, ref, progress=progress, desc=f"{grid.experiment} ({grid.scale})", **executor)
-    summary = grid.summarize()
-    if failures:
-        raise runner.GridFailed(failures)
-    return summary
-
-
 def summarize(scale: str, out: Path | None = None) -> dict:
-    """Read the comparison's runs and write ``summary.json``: the teacher, the protocol checks, every tuning table
-    with its choice, per method the chosen weights' test accuracy over paired seeds, and the paired differences."""
+    """Read the comparison's runs and write its ``summary.json`` (``Grid.summarize``)."""
     from .catalog import experiment_dir
 
-    out = out or experiment_dir("method_comparison", scale)
-    grid = Grid(scale, out)
-    chosen, tables, _ = grid.choices()
-    teacher = run_record(grid.teacher_dir)
-    methods, by_seed = grid.final_rows(chosen)
-    paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
-              if by_seed.get(a) and by_seed.get(b)}
-    t_final = teacher["result"]["final"]
-    plain = methods.get("none", {})
-    summary = {"experiment": "method_comparison", "scale": scale, "teacher": grid.cfg["teacher"],
-               "student": grid.cfg["student"], "data": teacher["provenance"]["config"]["data_label"],
-               "num_train": {"teacher": teacher["provenance"]["config"]["num_train"],
-                             "student": grid.cfg.get("train_size")}, "val_size": grid.cfg["val_size"],
-               "teacher_test_acc": 100 * t_final["test_acc"], "teacher_val_acc": 100 * t_final.get("val_acc", float("nan")),
-               "protocol": {"plain_last_two_epochs_gain": plain.get("last_two_epochs_gain"),
-                            "plain_train_minus_test": (plain["train_acc"] - plain["mean"]) if plain else None,
-                            "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None},
-               "tuning": tables, "methods": methods, "paired": paired,
-               "order": {"methods": list(methods), "paired": list(paired)},  # the JSON file sorts its keys
-               "runs": run_names(out)}
-    write_record(out / "summary.json", summary, provenance(config={"sizes": grid.cfg}))
-    return summary
-
-
-def _last_two_gain(rec: dict) -> float | None:
-    """Test accuracy points added by the last two epochs (from the epoch before them to the end)."""
-    accs = [h["test_acc"] for h in rec["result"]["history"] if "test_acc" in h]
-    return 100 * (accs[-1] - accs[-3]) if len(accs) >= 3 else None
+    return Grid(scale, Path(out or experiment_dir("method_comparison", scale))).summarize()

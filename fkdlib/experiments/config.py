@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import os
 
+from ..engine.recipes import PRESETS, Recipe, get_recipe
+
 SCALES = ("smoke", "lite", "full")
+
+# the engine's recipe at our reduced scales (the paper's and RepDistiller's: fkdlib.engine.recipes.PRESETS); the
+# experiments below start from one and replace what they settle themselves
+RECIPES = {
+    # seconds on a CPU: tests and nbval; proves the code path, claims nothing
+    "smoke": Recipe(epochs=2, batch_size=16, lr=0.02, milestones=(1,), weight_decay=5e-4, train_subset=64,
+                    eval_batch_size=64, probe_size=32),
+    # minutes on 2 CPU cores: a real but reduced run
+    "lite": Recipe(epochs=15, batch_size=128, lr=0.05, milestones=(8, 12), weight_decay=5e-4, train_subset=10_000),
+}
 
 # notebook 00: a teacher trained briefly on synthetic images, then a plain and an FKD student
 _SIZES = {
@@ -151,8 +163,21 @@ def get_scale(scale: str | None = None) -> str:
     return scale
 
 
-def sizes(name: str, scale: str | None = None) -> dict:
-    """The sizes of experiment or notebook ``name`` at ``scale`` (a fresh dict you may edit)."""
+def sizes(name: str, scale: str | None = None, **overrides) -> dict:
+    """The sizes of experiment or notebook ``name`` at ``scale`` with any ``overrides`` (``E=[1, 2]``), as a fresh
+    dict; an override of a size that does not exist is an error."""
     if name not in _SIZES:
         raise ValueError(f"no sizes defined for {name!r}; known: {', '.join(sorted(_SIZES))}")
-    return dict(_SIZES[name][get_scale(scale)])
+    base = _SIZES[name][get_scale(scale)]
+    unknown = sorted(set(overrides) - set(base))
+    if unknown:
+        raise ValueError(f"{name} has no size(s) {', '.join(unknown)}; its sizes: {', '.join(sorted(base))}")
+    return {**base, **overrides}
+
+
+def recipe(preset: str, **overrides) -> Recipe:
+    """The training recipe ``preset`` (``smoke``, ``lite``, or the engine's ``paper``, ``repdistiller``), with any
+    fields replaced: ``recipe("lite", epochs=30)``."""
+    if preset not in RECIPES and preset not in PRESETS:
+        raise ValueError(f"unknown recipe {preset!r}; choose one of {', '.join([*RECIPES, *PRESETS])}")
+    return get_recipe(RECIPES.get(preset, preset), **overrides)

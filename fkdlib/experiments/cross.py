@@ -1,8 +1,8 @@
 """Cross-dataset distillation (docs/paper.md §3.3, issue 14): a teacher trained on one label space, students on another.
 
-The method comparison's protocol (``comparison.Grid``) with the learning rate among the choices: for each
+The method comparison's protocol (``tuning.TunedGrid``) with the learning rate among the choices: for each
 label-free method the weight is chosen on the students' validation split at the recipe's learning rate, then
-the learning rate at that weight (the plain student: the learning rate alone), each by ``comparison.choose``
+the learning rate at that weight (the plain student: the learning rate alone), each by ``tuning.choose``
 (contenders get a second seed). The chosen pairs then train at every seed, paired. ``fkd-unlabelled`` is FKD
 with its chosen weight and rate whose kernel term sees its own batch of unlabelled images (STL-10 style).
 KD is not run: it needs a shared label space, and ``train`` refuses it (notebook 06 shows the error).
@@ -12,12 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .comparison import Grid, run_name
+from . import config
+from .tuning import TunedGrid, run_name
 from .splits import cross_data
 from ..distill.methods import Method
-from ..engine.recipes import get_recipe
-from ..records import final, provenance, run_names, run_record, write_record
-from ..stats import paired_ci95
 
 EXPERIMENT = "cross_dataset"
 # the paired differences the summary reports: (a, b) means a - b
@@ -37,12 +35,13 @@ class Candidate:
         return {**self.method.to_dict(), "lr": self.lr, "unlabelled": self.unlabelled}
 
 
-class CrossGrid(Grid):
+class CrossGrid(TunedGrid):
     experiment = EXPERIMENT
+    contrasts = CONTRASTS
 
-    def __init__(self, scale: str, out: Path):
-        super().__init__(scale, out)
-        self.base_lr = get_recipe(self.cfg["preset"], **self.cfg["student_recipe"]).lr
+    def __init__(self, scale: str, out: Path, overrides: dict | None = None):
+        super().__init__(scale, out, overrides)
+        self.base_lr = config.recipe(self.cfg["preset"], **self.cfg["student_recipe"]).lr
 
     def name(self, cand: Candidate) -> str:
         """``fkd_w30_fr0.001norm_lr0.1``; ``..._unlabelled`` for the kernel term on unlabelled images."""
@@ -72,18 +71,15 @@ class CrossGrid(Grid):
         if key == "fkd" and "fkd-unlabelled" in self.cfg["methods"]:
             chosen["fkd-unlabelled"] = replace(chosen["fkd"], unlabelled=True)
 
-    def study(self, chosen: dict) -> list:
-        return []
-
     def data(self, data_root=None) -> dict:
         return cross_data(self.cfg, data_root)
 
     def teacher_job(self, data: dict):
         return ((self.cfg["teacher"], data["teacher_train"], data["teacher_test"],
-                 get_recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir), dict(seed=0))
+                 config.recipe(self.cfg["preset"], **self.cfg["teacher_recipe"]), self.teacher_dir), dict(seed=0))
 
     def recipe(self, cand: Candidate):
-        return get_recipe(self.cfg["preset"], **dict(self.cfg["student_recipe"], lr=cand.lr),
+        return config.recipe(self.cfg["preset"], **dict(self.cfg["student_recipe"], lr=cand.lr),
                           kd_batch_size=self.cfg["kd_batch_size"] if cand.unlabelled else None)
 
     def method(self, cand: Candidate) -> Method:
@@ -94,24 +90,8 @@ class CrossGrid(Grid):
                 dict(method=cand.method, teachers=[teacher], seed=seed, val_data=data["val"],
                      kd_data=data["unlabelled"] if cand.unlabelled else None))
 
-    def summarize(self) -> dict:
-        """Write ``summary.json``: the teacher, every tuning round with its choice, per method the chosen weight and
-        rate with the test accuracy of every seed (mean, 95% CI), and the paired differences."""
-        chosen, tables, _ = self.choices()
-        teacher = run_record(self.teacher_dir)
-        methods, by_seed = self.final_rows(chosen)
-        paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in CONTRASTS
-                  if by_seed.get(a) and by_seed.get(b)}
-        t_cfg = teacher["provenance"]["config"]
+    def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
+        """The two label spaces: the teacher's classes and the students'."""
         first = next((r for name in methods for s in self.seeds if (r := self.record(chosen[name], s))), None)
-        summary = {"experiment": EXPERIMENT, "scale": self.scale, "teacher": self.cfg["teacher"],
-                   "student": self.cfg["student"], "data": t_cfg["data_label"],
-                   "teacher_classes": t_cfg["classes"],
-                   "student_classes": first["provenance"]["config"]["classes"] if first else None,
-                   "num_train": {"teacher": t_cfg["num_train"], "student": self.cfg.get("train_size")},
-                   "val_size": self.cfg["val_size"], "teacher_test_acc": final(teacher),
-                   "tuning": tables, "methods": methods, "paired": paired,
-                   "order": {"methods": list(methods), "paired": list(paired)},
-                   "runs": run_names(self.out)}
-        write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg}))
-        return summary
+        return {"teacher_classes": teacher["provenance"]["config"]["classes"],
+                "student_classes": first["provenance"]["config"]["classes"] if first else None}

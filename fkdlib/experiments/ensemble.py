@@ -16,11 +16,10 @@ from pathlib import Path
 
 from . import config
 from . import runner
-from .comparison import run_name
+from .tuning import run_name
 from .splits import comparison_data
 from ..data.loader import DeviceLoader
 from ..distill.methods import Method
-from ..engine.recipes import get_recipe
 from ..records import MODEL, done_record, final, finished, load_result, provenance, run_names, write_record
 from ..stats import mean_ci95, mean_present, paired_ci95
 from ..models.teachers import load_teacher
@@ -59,9 +58,9 @@ class EnsembleGrid:
 
     experiment = EXPERIMENT
 
-    def __init__(self, scale: str, out: Path):
-        self.scale, self.out = scale, Path(out)
-        self.cfg = config.sizes(EXPERIMENT, scale)
+    def __init__(self, scale: str, out: Path, overrides: dict | None = None):
+        self.scale, self.out, self.overrides = scale, Path(out), dict(overrides or {})
+        self.cfg = config.sizes(EXPERIMENT, scale, **self.overrides)
         self.proto = config.sizes(self.cfg["protocol"], scale)
         self.teacher_dirs = teacher_dirs(self.out, self.cfg)
         self._data = self._teachers = None
@@ -79,7 +78,7 @@ class EnsembleGrid:
     def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
         if self._data is None:
             self._data = comparison_data(self.proto, data_root)
-        data, recipe = self._data, get_recipe(self.proto["preset"], **self.proto["student_recipe"])
+        data, recipe = self._data, config.recipe(self.proto["preset"], **self.proto["student_recipe"])
         common = dict(device=device, progress=progress, val_data=data["val"], precision=precision)
         if run.role == "teacher":
             runner.train_or_reuse(self.proto["student"], data["train"], data["test"], recipe, self.out / run.name,
@@ -101,29 +100,29 @@ class EnsembleGrid:
                               teacher_cache=self._cache, **common)
 
     def summarize(self) -> dict:
-        return summarize(self.scale, self.out)
+        return summarize(self.scale, self.out, self.overrides)
 
 
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-        precision: str = "auto", **executor) -> dict:
+        precision: str = "auto", overrides: dict | None = None, **executor) -> dict:
     """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise;
     ``executor`` as ``comparison.run`` (``workers=N``, ``ray=...``)."""
-    from .comparison import run_to_summary
+    from .tuning import run_to_summary
     from .catalog import experiment_dir
 
     scale = config.get_scale(scale)
-    grid = EnsembleGrid(scale, Path(out or experiment_dir(EXPERIMENT, scale)))
+    grid = EnsembleGrid(scale, Path(out or experiment_dir(EXPERIMENT, scale, overrides)), overrides)
     return run_to_summary(grid, data_root=data_root, device=device, progress=progress, precision=precision,
                           **executor)
 
 
-def summarize(scale: str, out: Path | None = None) -> dict:
+def summarize(scale: str, out: Path | None = None, overrides: dict | None = None) -> dict:
     """Read the grid's runs and write ``summary.json``: the teachers and their ensembles' accuracies, per method and
     E the students' test accuracy per seed (mean, 95% CI), and the paired differences the notebook reports."""
     from .catalog import experiment_dir
 
-    cfg = config.sizes(EXPERIMENT, scale)
-    out = out or experiment_dir(EXPERIMENT, scale)
+    cfg = config.sizes(EXPERIMENT, scale, **(overrides or {}))
+    out = out or experiment_dir(EXPERIMENT, scale, overrides)
     acc, cells = {}, {}
     for label, m, E, s in students(cfg):
         rec = done_record(run_dir(out, m, E, s))
@@ -165,5 +164,7 @@ def summarize(scale: str, out: Path | None = None) -> dict:
     first = next(iter(teacher_dirs(out, cfg)), None)
     if first is not None and (rec := done_record(first)) is not None:
         summary["data"] = rec["provenance"]["config"]["data_label"]
+    if overrides:
+        summary["overrides"] = overrides
     write_record(out / "summary.json", summary, provenance(config={"sizes": cfg, "protocol": proto}))
     return summary

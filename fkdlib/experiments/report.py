@@ -8,7 +8,8 @@ from . import paper
 from .catalog import experiment_dir
 from ..paths import REPO_ROOT
 from ..records import load_result
-from ..viz.figures import METHOD_LABELS, label as _label, weights_label
+from ..distill.methods import label as _label
+from ..viz.figures import weights_label
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -45,7 +46,7 @@ def _method_comparison(rec: dict, path: Path) -> str:
         key = m if m in paper.METHOD_COMPARISON["rows"] else f"{m}*"
         ref = paper.METHOD_COMPARISON["rows"].get(key, [None] * 4)[col]
         weights = weights_label(r["method"]) if "method" in r else ""
-        rows.append(f"| {METHOD_LABELS.get(m, m)} | {weights} | {_cell(r)} | {'' if ref is None else f'{ref:.2f}'} |")
+        rows.append(f"| {_label(m)} | {weights} | {_cell(r)} | {'' if ref is None else f'{ref:.2f}'} |")
     text = ("### Method comparison (notebook 04)\n\n" + "\n".join(rows) + "\n\n"
             "Test accuracy (%), mean ± 95% CI (Student t) over seeds. " + _source(path, rec["provenance"]))
     if s.get("paired"):
@@ -92,7 +93,7 @@ def _cross_dataset(rec: dict, path: Path) -> str:
     rows = ["| method | chosen on validation: weights, lr | ours: test accuracy |", "|---|---|---|"]
     for m in s.get("order", {}).get("methods", s["methods"]):
         r = s["methods"][m]
-        rows.append(f"| {METHOD_LABELS.get(m, m)} | {weights_label(r['method'])} | {_cell(r)} |")
+        rows.append(f"| {_label(m)} | {weights_label(r['method'])} | {_cell(r)} |")
     text = (f"### Cross-dataset transfer (notebook 06)\n\nOurs: a {s['teacher']} teacher on "
             f"{', '.join(map(str, s['teacher_classes']))} ({s['teacher_test_acc']:.2f}%), {s['student']} students on "
             f"{', '.join(map(str, s['student_classes']))}, {s['data']}; weights and learning rate chosen on "

@@ -15,6 +15,7 @@ runs), ``workers=N`` (``concurrent.futures`` with the spawn start method: N proc
 from __future__ import annotations
 
 import importlib
+import json
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -49,10 +50,13 @@ class GridRef:
     scale: str
     out: str
     options: tuple = field(default_factory=tuple)
+    overrides: str = "{}"   # the grid's size overrides, as JSON (hashable)
 
     def build(self):
         module, name = self.cls.split(":")
-        return getattr(importlib.import_module(module), name)(self.scale, Path(self.out))
+        overrides = json.loads(self.overrides)
+        return getattr(importlib.import_module(module), name)(self.scale, Path(self.out),
+                                                              **({"overrides": overrides} if overrides else {}))
 
 
 class GridFailed(RuntimeError):
@@ -80,8 +84,6 @@ def train_or_reuse(arch, train_data, test_data, recipe, run_dir, **kw) -> dict:
 
 def check_settings(record: dict, run_dir, recipe, method) -> None:
     """Raise if a finished run's record was made with another recipe or method than ``recipe``, ``method``."""
-    import json
-
     made = record["provenance"].get("config", {})  # a record without its settings cannot be checked
     wanted = json.loads(json.dumps({"recipe": recipe.to_dict(), "method": method.to_dict()}))
     diffs = [f"{part}.{k}: {made[part][k]!r} there, {v!r} now" for part, want in wanted.items()

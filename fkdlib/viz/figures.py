@@ -9,6 +9,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
+from ..distill.methods import color, label
 from ..paths import figures_dir
 
 DPI = 120
@@ -80,11 +81,11 @@ def curves(ax: plt.Axes, series: Mapping[str, list[float]], xlabel: str = "step"
     series of one point still shows.
     """
     start = (1 if xlabel == "epoch" else 0) if start is None else start
-    for label, ys in series.items():
+    for name, ys in series.items():
         ys = np.asarray(ys, dtype=float)
         if smooth > 1 and len(ys) >= smooth:
             ys = np.convolve(ys, np.ones(smooth) / smooth, mode="valid")
-        ax.plot(start + np.arange(len(ys)), ys, label=label, lw=1.8, marker="o" if len(ys) <= 30 else None, ms=4)
+        ax.plot(start + np.arange(len(ys)), ys, label=name, lw=1.8, marker="o" if len(ys) <= 30 else None, ms=4)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
@@ -115,14 +116,6 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
     return fig
 
 
-METHOD_LABELS = {"none": "no distillation", "kd": "KD", "rkd": "RKD", "sp": "SP", "fkd-nofr": "FKD without FR",
-                 "fkd": "FKD", "fr": "FR only", "fkd-unlabelled": "FKD, unlabelled kernel batch",
-                 "fkd-concat": "FKD (concat, ours)"}
-# one colour per method in every figure (seaborn's colorblind palette; FKD the strongest)
-METHOD_COLORS = {"none": "#949494", "kd": "#de8f05", "rkd": "#029e73", "sp": "#56b4e9", "fkd-nofr": "#cc78bc",
-                 "fkd": "#0173b2", "fr": "#ca9161", "fkd-unlabelled": "#7f3c8d", "fkd-concat": "#d55e00"}
-
-
 def _values(test_acc) -> list:
     """A cell's per-seed accuracies, whether stored as a list or as ``{seed: accuracy}``."""
     return list(test_acc.values()) if isinstance(test_acc, Mapping) else list(test_acc)
@@ -138,7 +131,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
     n_panels = 2 if paper and paper_pair else 1
     fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), layout="constrained", squeeze=False)
     ax = axes[0][0]
-    colors = [METHOD_COLORS.get(m, "0.3") for m in methods]
+    colors = [color(m) for m in methods]
     for i, m in enumerate(methods):
         r = summary["methods"][m]
         ax.errorbar(i, r["mean"], yerr=r["ci95"] if r["ci95"] == r["ci95"] else None, fmt="o", color=colors[i],
@@ -148,7 +141,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
         ax.axhline(summary["teacher_test_acc"], color="0.4", ls="--", lw=1)
         ax.text(len(methods) - 0.5, summary["teacher_test_acc"], f"teacher {summary['teacher']}", ha="right",
                 va="bottom", fontsize=8, color="0.3")
-    ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=25, ha="right")
+    ax.set_xticks(range(len(methods)), [label(m) for m in methods], rotation=25, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"ours: {summary['teacher']} -> {summary['student']}, {summary['data']}\n"
                  f"({summary['scale']} scale; mean and 95% CI over seeds)", fontsize=9)
@@ -163,7 +156,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
                 ax.errorbar(i, paper["rows"][key][col], yerr=ci[col] if ci else None, fmt="s", color=colors[i],
                             capsize=4, ms=6, mfc="white")
         ax.axhline(paper["rows"]["teacher*"][col], color="0.4", ls="--", lw=1)
-        ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=25, ha="right")
+        ax.set_xticks(range(len(methods)), [label(m) for m in methods], rotation=25, ha="right")
         ax.set_title(f"the paper (reference only): {paper_pair}, CIFAR-100\n(a different setting; open markers)",
                      fontsize=9)
         sns.despine(ax=ax)
@@ -177,18 +170,17 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
     E, rows = summary["E"], summary["rows"]
     n_panels = 2 if paper else 1
     fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.9), layout="constrained", squeeze=False)
-    colors = METHOD_COLORS
     ax = axes[0][0]
     for i, m in enumerate(("kd", "fkd", "fkd-concat")):
         cells = [(e, rows[f"{m} E={e}"]) for e in E if f"{m} E={e}" in rows]
         if cells:
             x = [e * (1 + 0.04 * (i - 1)) for e, _ in cells]  # side by side, so the intervals do not hide each other
             ax.errorbar(x, [c["mean"] for _, c in cells], yerr=[c["ci95"] for _, c in cells], fmt="o-", capsize=3,
-                        color=colors[m], label=f"{METHOD_LABELS[m]} student")
+                        color=color(m), label=f"{label(m)} student")
     if summary.get("teacher_ensemble"):
         ax.plot(E, summary["teacher_ensemble"], "s--", color="0.25", label="teacher ensemble")
     if "none" in rows:
-        ax.axhline(rows["none"]["mean"], color=colors["none"], ls=":", label="no distillation")
+        ax.axhline(rows["none"]["mean"], color=color("none"), ls=":", label="no distillation")
     ax.set_xscale("log", base=2)
     ax.set_xticks(E, [str(e) for e in E])
     ax.set_xlabel("number of teachers E")
@@ -200,9 +192,9 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
     if paper:
         ax = axes[0][1]
         for m in ("kd", "fkd"):
-            ax.plot(paper["E"], paper[m], "o-", color=colors[m], mfc="white", label=f"{METHOD_LABELS[m]} student")
+            ax.plot(paper["E"], paper[m], "o-", color=color(m), mfc="white", label=f"{label(m)} student")
         ax.plot(paper["E"], paper["teacher_ensemble"], "s--", color="0.25", mfc="white", label="teacher ensemble")
-        ax.axhline(paper["none"], color=colors["none"], ls=":", label="no distillation")
+        ax.axhline(paper["none"], color=color("none"), ls=":", label="no distillation")
         ax.set_xscale("log", base=2)
         ax.set_xticks(paper["E"], [str(e) for e in paper["E"]])
         ax.set_xlabel("number of teachers E")
@@ -233,16 +225,15 @@ def validation_choices(summary: dict) -> plt.Figure:
     methods = [m for m, t in summary["tuning"].items() if len(t["rounds"][0]) > 1]
     fig, axes = plt.subplots(1, len(methods), figsize=(2.3 * len(methods) + 1.2, 3.6), layout="constrained",
                              sharey=True, squeeze=False)
-    colors = METHOD_COLORS
     for ax, m in zip(axes[0], methods):
         table = summary["tuning"][m]
         tries = {t["run"]: t for rnd in table["rounds"] for t in rnd}  # the last round holds the most seeds
         names = [t["run"] for t in table["rounds"][0]]
         for i, run in enumerate(names):
             vals = list(tries[run]["val_acc"].values())
-            color = colors[m.split()[0]]  # "rkd weight": the weight stage of RKD's choice
-            ax.scatter([i] * len(vals), vals, s=12, color=color, alpha=0.6)
-            ax.plot([i - 0.3, i + 0.3], [np.mean(vals)] * 2, color=color, lw=2)
+            c = color(m)  # "rkd weight": the weight stage of RKD's choice
+            ax.scatter([i] * len(vals), vals, s=12, color=c, alpha=0.6)
+            ax.plot([i - 0.3, i + 0.3], [np.mean(vals)] * 2, color=c, lw=2)
             if run == table["run"]:
                 ax.plot(i, np.mean(vals), "o", ms=15, mfc="none", mec="k")
                 if table.get("two_se"):
@@ -252,16 +243,10 @@ def validation_choices(summary: dict) -> plt.Figure:
         name, _, stage = m.partition(" ")
         if not stage and len({tries[r]["method"].get("lr") for r in names}) > 1:
             stage = "learning rate"
-        ax.set_title(METHOD_LABELS.get(name, name) + (f": {stage}" if stage else ""), fontsize=10)
+        ax.set_title(label(name) + (f": {stage}" if stage else ""), fontsize=10)
         sns.despine(ax=ax)
     axes[0][0].set_ylabel("validation accuracy (%)")
     return fig
-
-
-def label(key: str) -> str:
-    """``"fkd-concat E=4"`` -> ``"FKD (concat, ours) E=4"``: a method's label, then the rest of the key."""
-    name, _, rest = key.partition(" ")
-    return METHOD_LABELS.get(name, name) + (f" {rest}" if rest else "")
 
 
 def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt.Figure:

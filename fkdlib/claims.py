@@ -8,10 +8,10 @@ def at_defaults(**params: tuple) -> bool:
     return all(value == default for value, default in params.values())
 
 
-def check(holds: bool, claim: str, defaults: bool = True) -> bool:
-    """Assert ``claim`` where the notebook's defaults are in force; elsewhere print whether it held. Returns ``holds``."""
+def check(holds: bool, claim: str, defaults: bool = True) -> None:
+    """Assert ``claim`` where the notebook's defaults are in force; elsewhere print whether it held (nothing is
+    returned, so a cell that ends with a check shows nothing more)."""
     if defaults:
         assert holds, f"the notebook's claim does not hold: {claim}"
     else:
         print(f"{claim}: {'holds' if holds else 'does not hold'} with your settings (asserted only at the defaults)")
-    return bool(holds)

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     _add_trust(ev, "the --checkpoint file")
     exp = sub.add_parser("experiment", help="run (or resume) one of the paper's experiments as a grid of runs")
-    exp.add_argument("name", choices=["method_comparison", "fkd_in_practice", "ensemble_size", "cross_dataset"], help="which experiment")
+    from .experiments.catalog import EXPERIMENTS
+    exp.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
     exp.add_argument("--scale", choices=["smoke", "lite", "full"], help="size (default $FKD_SCALE, else lite)")
     exp.add_argument("--data-dir", help="where the dataset lives (default $FKD_DATA_DIR or ./data)")
     exp.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
@@ -76,10 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
                           "(pip install 'fkdlib[cluster]'; the results folder must be shared storage)")
     exp.add_argument("--runs-per-gpu", type=int, metavar="K",
                      help="with --ray on GPUs: pack K runs on each GPU (each asks for 1/K of one)")
+    exp.add_argument("--set", action="append", default=[], metavar="SIZE=VALUE", dest="overrides",
+                     help="override one of the experiment's sizes, VALUE as JSON (--set 'E=[1, 2]' --set seeds=[0]); "
+                          "the runs go to a folder of their own, results/NAME/SCALE-<hash>/")
     resave = sub.add_parser("resave", help="rewrite model files as plain data that loads with weights_only=True")
     resave.add_argument("paths", nargs="+", metavar="PATH", help="model files or checkpoints, rewritten in place")
     _add_trust(resave, "these files")
     return p
+
+
+def _overrides(pairs: list[str]) -> dict:
+    """``["E=[1, 2]", "seeds=[0]"]`` -> ``{"E": [1, 2], "seeds": [0]}`` (a value that is not JSON stays a string)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set wants SIZE=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def _add_trust(p, what):
@@ -150,6 +168,7 @@ def _run(args) -> dict:
             extra["ray"] = args.ray
             if args.runs_per_gpu:
                 extra["resources"] = {"num_cpus": 1, "num_gpus": 1 / args.runs_per_gpu}
+        extra.update(_overrides(args.overrides))
         return EXPERIMENTS[args.name](args.scale, data_root=args.data_dir, device=device,
                                       progress=False if args.quiet else None, **extra)
     classes = [int(c) if c.strip().isdigit() else c.strip() for c in args.classes.split(",")] if args.classes else None

@@ -60,3 +60,16 @@ def test_a_missing_dataset_names_the_path(tmp_path, capsys):
     rc, _, err = _run(capsys, "train-teacher", "--model", "resnet8", "--dataset", "cifar100", "--data-dir",
                       str(tmp_path), "--out", str(tmp_path / "run"), "--quiet")
     assert rc == 1 and str(tmp_path) in err and "cifar-100-python" in err and "download" in err
+
+
+def test_experiment_overrides_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from fkdlib.cli import _overrides
+
+    assert _overrides(["E=[1, 2]", "seeds=[0]", "preset=smoke"]) == {"E": [1, 2], "seeds": [0], "preset": "smoke"}
+    with pytest.raises(SystemExit, match="SIZE=VALUE"):
+        _overrides(["E"])
+    monkeypatch.setenv("FKD_RESULTS_DIR", str(tmp_path))
+    rc, out, _ = _run(capsys, "experiment", "ensemble_size", "--scale", "smoke", "--quiet", "--precision", "fp32",
+                      "--set", "E=[1]", "--set", "seeds=[0]")
+    summary = json.loads(out)
+    assert rc == 0 and summary["overrides"] == {"E": [1], "seeds": [0]} and summary["E"] == [1]

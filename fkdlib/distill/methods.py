@@ -15,6 +15,13 @@ fkd-nofr   1        lam_kd * FKD (the paper's ablation without FR)
 fr         1        lam_fr * feature-norm penalty only: the control for FR (no teacher, no kernel term)
 ========== ======== =====================================================================
 
+The default weights, and why the notebooks differ from them: ``Method("fkd")`` is lambda_KD = 100 and
+lambda_FR = 0.01 on ||h||^2, where a third-party reimplementation started (docs/paper.md §1: a place to start a
+search, nothing more). Notebooks 03-06 use what validation chose at lite in notebook 04 (lambda_KD = 30,
+lambda_FR = 0.001 on ||h||: the smallest kernel weight tried), never the test set. Notebook 00 starts from those
+too; notebook 02's simulation has its own lambda, because its kernel term is on another scale (a two-layer net
+on synthetic views, not a CIFAR network).
+
 RKD and SP are defined for one teacher; with an ensemble their losses are averaged over teachers. FKD's
 ensemble target is the mean of the teachers' normalised kernels (``ensemble="mean"``, the paper's rule), or
 the normalised kernel of their concatenated features (``ensemble="concat"``, ours: the ensemble as one wide

@@ -1,4 +1,4 @@
-"""The method comparison (docs/paper.md §3.1, issue 13's protocol) on ``tuning.TunedGrid``: one teacher; per method
+"""The method comparison (docs/paper.md §3.1) on ``tuning.TunedGrid``: one teacher; per method
 (none, KD, RKD, SP, FKD without FR, FKD, the FR-only control) its weights chosen on validation, then paired seeds.
 
 KD, RKD and SP try multiples of RepDistiller's weight; FKD's lambda_FR and FR form are tried at FKD-without-FR's

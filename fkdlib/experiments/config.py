@@ -28,12 +28,18 @@ RECIPES = {
 # notebook 00: a teacher trained briefly on synthetic images, then a plain and an FKD student
 _SIZES = {
     "quickstart": {
-        "smoke": dict(n_per_class=8, num_classes=4, image_size=32, batch_size=16,
-                      teacher_steps=16, student_steps=16, probe_size=16),
-        "lite": dict(n_per_class=100, num_classes=8, image_size=32, batch_size=64,
-                     teacher_steps=150, student_steps=150, probe_size=64),
-        "full": dict(n_per_class=500, num_classes=10, image_size=32, batch_size=128,
-                     teacher_steps=600, student_steps=600, probe_size=128),
+        # synthetic images made hard (16x16, pixel noise 0.5): the teacher learns from teacher_per_class labelled
+        # images of each class, the students from student_per_class of them; val_per_class: validation images (the
+        # weight sweep reads them), test_per_class: test images; seeds: paired student seeds (plain vs FKD)
+        "smoke": dict(num_classes=4, image_size=16, noise=0.5, teacher_per_class=8, student_per_class=4,
+                      val_per_class=3, test_per_class=4, batch_size=16, teacher_steps=10, student_steps=6,
+                      probe_per_class=2, seeds=2),
+        "lite": dict(num_classes=10, image_size=16, noise=0.5, teacher_per_class=100, student_per_class=10,
+                     val_per_class=30, test_per_class=50, batch_size=64, teacher_steps=150, student_steps=100,
+                     probe_per_class=6, seeds=3),
+        "full": dict(num_classes=10, image_size=16, noise=0.5, teacher_per_class=500, student_per_class=10,
+                     val_per_class=100, test_per_class=200, batch_size=64, teacher_steps=600, student_steps=200,
+                     probe_per_class=10, seeds=5),
     },
     # notebook 01: a teacher, a student and a second-seed student trained alone with cross-entropy, on real images
     # (synthetic at smoke); per class: n_per_class training images, probe_per_class test images in the heatmaps,
@@ -63,7 +69,7 @@ _SIZES["method_comparison"] = {
                   train_size=0, tuning=dict(_TUNING, multipliers=[1.0], fkd_lams=[100.0], fr_lams=[1e-2],
                                             fr_forms=["squared"], max_seeds=1),
                   teacher_recipe=dict(epochs=2, train_subset=0), student_recipe=dict(epochs=2, train_subset=0)),
-    # The lite protocol (issue 13), chosen on the plain student and the teacher alone, before any distillation run
+    # The lite protocol, chosen on the plain student and the teacher alone, before any distillation run
     # (the pilots' run records: results/method_comparison/lite/pilots/). CIFAR-10 (JPEG q75 copy where the real one
     # is absent): 5,000 training images held out for validation; the resnet20 teacher sees 20,000 of the other
     # 45,000, each student a fixed 2,500 of those (about 250 a class). Why: at 5,000 images a student that fits
@@ -100,7 +106,7 @@ _SIZES["theory"] = {
 }
 
 
-# notebook 05 / docs/paper.md §3.2 (issue 14), as the paper: one architecture for every teacher and student, each
+# notebook 05 / docs/paper.md §3.2, as the paper: one architecture for every teacher and student, each
 # teacher trained with the students' own recipe on their own data (the method comparison's protocol at the same
 # scale: its student, data and recipe), each with its own seed. KD's and FKD's weights are those the method
 # comparison chose on validation at lite (results/method_comparison/lite/summary.json: KD x1 of RepDistiller's
@@ -116,7 +122,7 @@ _SIZES["ensemble_size"] = {
 }
 
 
-# notebook 06 / docs/paper.md §3.3 (issue 14): a teacher on one label space, students on another, with the method
+# notebook 06 / docs/paper.md §3.3: a teacher on one label space, students on another, with the method
 # comparison's protocol: each method's weight, then its learning rate, chosen on a held-out validation split of the
 # students' images by comparison.choose (contenders get a second seed), then paired seeds of the choice. RKD and SP
 # try the multipliers of RepDistiller's weight, FKD the lambdas (the same multiples of its default 100, bracketing

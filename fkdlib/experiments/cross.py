@@ -1,4 +1,4 @@
-"""Cross-dataset distillation (docs/paper.md §3.3, issue 14): a teacher trained on one label space, students on another.
+"""Cross-dataset distillation (docs/paper.md §3.3): a teacher trained on one label space, students on another.
 
 The method comparison's protocol (``tuning.TunedGrid``) with the learning rate among the choices: for each
 label-free method the weight is chosen on the students' validation split at the recipe's learning rate, then

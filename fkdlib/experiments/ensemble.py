@@ -1,4 +1,4 @@
-"""The ensemble-size experiment (docs/paper.md §3.2, issue 14): how a student gains from E = 1, 2, 4, 8 teachers.
+"""The ensemble-size experiment (docs/paper.md §3.2): how a student gains from E = 1, 2, 4, 8 teachers.
 
 As the paper: one architecture everywhere; every teacher is trained with the students' own recipe on the
 students' own data (the method comparison's protocol, ``comparison_data``), each with its own seed (100, 101, ...).

@@ -1,4 +1,4 @@
-"""The data of the reproduction's grids (issues 13 and 14): fixed validation splits, the teachers' and the
+"""The data of the reproduction's grids: fixed validation splits, the teachers' and the
 students' training sets, the test sets.
 
 The method comparison and the ensemble grid (``comparison_data``):

@@ -1,4 +1,4 @@
-"""Grids whose weights are chosen on validation, then trained at paired seeds (docs/paper.md §3; issue 13's protocol).
+"""Grids whose weights are chosen on validation, then trained at paired seeds (docs/paper.md §3).
 
 1. One teacher (``teacher_<arch>/``).
 2. Tuning: every candidate of a choice trains with seed 0 and is scored on the held-out validation split. The

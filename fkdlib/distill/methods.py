@@ -53,6 +53,29 @@ def label(key: str) -> str:
     return LOOK.get(name, (name,))[0] + (f" {rest}" if rest else "")
 
 
+def weights_label(method: dict) -> str:
+    """A short label for one set of a method's weights (a ``Method.to_dict()``, with ``lr`` where the learning rate
+    was chosen too): ``weight 0.9``, ``λ 100, FR 0.01 ‖h‖²``, ``weight 3, lr 0.05``."""
+    name = method["name"]
+    if name == "none":
+        return "CE only" + (f", lr {method['lr']:g}" if "lr" in method else "")
+    fr = f"FR {method['lam_fr']:g} {'‖h‖²' if method['fr_squared'] else '‖h‖'}" if method.get("lam_fr") else ""
+    if name == "fr":
+        return fr
+    lr = f", lr {method['lr']:g}" if "lr" in method else ""
+    if name.startswith("fkd"):
+        return f"λ {method['lam_kd']:g}" + (f", {fr}" if fr else ", no FR") + lr
+    return f"weight {float(format(method['lam_kd'], '.3g')):g}" + lr
+
+
+def weight_candidates(name: str, multipliers, fkd_lams, **fkd_weights) -> list[Method]:
+    """The weights a validation search tries for method ``name``: FKD (with or without FR) each lambda_KD of
+    ``fkd_lams`` (with ``fkd_weights``, e.g. its regulariser), a baseline ``multipliers`` of its default weight."""
+    if name in ("fkd", "fkd-nofr"):
+        return [Method(name, lam_kd=lam, **fkd_weights) for lam in fkd_lams]
+    return [Method(name, lam_kd=m * Method(name).lam_kd) for m in multipliers]
+
+
 def color(key: str) -> str:
     """The method's colour in every figure (grey for a key no method owns)."""
     return LOOK.get(key.partition(" ")[0], (None, "0.3"))[1]

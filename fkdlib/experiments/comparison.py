@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..distill.methods import Method
+from ..distill.methods import Method, weight_candidates
 from . import config
 from .tuning import TunedGrid, run_to_summary
 
@@ -21,10 +21,8 @@ def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
     """The weights tried for ``method``; None while they depend on a choice not made yet (``chosen``: name -> Method)."""
     if method == "none":
         return [Method("none")]
-    if method in ("kd", "rkd", "sp"):
-        return [Method(method, lam_kd=m * Method(method).lam_kd) for m in tuning["multipliers"]]
-    if method == "fkd-nofr":
-        return [Method("fkd-nofr", lam_kd=lam) for lam in tuning["fkd_lams"]]
+    if method in ("kd", "rkd", "sp", "fkd-nofr"):
+        return weight_candidates(method, tuning["multipliers"], tuning["fkd_lams"])
     if method == "fkd":
         if "fkd-nofr" not in chosen:
             return None

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import config
 from .tuning import TunedGrid, run_name
 from .splits import cross_data
-from ..distill.methods import Method
+from ..distill.methods import Method, weight_candidates
 
 EXPERIMENT = "cross_dataset"
 # the paired differences the summary reports: (a, b) means a - b
@@ -52,9 +52,7 @@ class CrossGrid(TunedGrid):
 
     def weights(self, name: str) -> list[Method]:
         t = self.tuning
-        if name == "fkd":
-            return [Method("fkd", lam_kd=lam, **t["fkd_fr"]) for lam in t["fkd_lams"]]
-        return [Method(name, lam_kd=m * Method(name).lam_kd) for m in t["multipliers"]]
+        return weight_candidates(name, t["multipliers"], t["fkd_lams"], **t["fkd_fr"])
 
     def stages(self):
         """Per method: its weight at the recipe's lr (``"<m> weight"``), then the lr at that weight (``"<m>"``)."""

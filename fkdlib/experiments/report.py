@@ -8,8 +8,8 @@ from . import paper
 from .catalog import experiment_dir
 from ..paths import REPO_ROOT
 from ..records import load_result
-from ..distill.methods import label as _label
-from ..viz.figures import weights_label
+from ..distill.methods import label as _label, weights_label
+
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 

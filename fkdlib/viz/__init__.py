@@ -1,7 +1,7 @@
 """Figures: one style, one savefig, kernel heatmaps, the experiments' plots, and notebook 01's kernel explorer."""
-from ..distill.methods import color, label
+from ..distill.methods import color, label, weights_label
 from .figures import (DPI, KERNEL_CMAP, PALETTE, curves, ensemble_curve, image_grid, kernel_heatmaps,
-                      method_comparison, paired_differences, savefig, set_style, validation_choices, weights_label)
+                      method_comparison, paired_differences, savefig, set_style, validation_choices)
 
 __all__ = ["DPI", "KERNEL_CMAP", "PALETTE", "color", "curves", "ensemble_curve", "image_grid", "kernel_heatmaps", "label",
            "method_comparison", "paired_differences", "savefig", "set_style", "validation_choices", "weights_label"]

@@ -9,7 +9,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from ..distill.methods import color, label
+from ..distill.methods import color, label, weights_label
 from ..paths import figures_dir
 
 DPI = 120
@@ -202,21 +202,6 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
                      fontsize=9)
         sns.despine(ax=ax)
     return fig
-
-
-def weights_label(method: Mapping) -> str:
-    """A short label for one set of a method's weights (a ``Method.to_dict()``, with ``lr`` where the learning rate
-    was chosen too): ``weight 0.9``, ``λ 100, FR 0.01 ‖h‖²``, ``weight 3, lr 0.05``."""
-    name = method["name"]
-    if name == "none":
-        return "CE only" + (f", lr {method['lr']:g}" if "lr" in method else "")
-    fr = f"FR {method['lam_fr']:g} {'‖h‖²' if method['fr_squared'] else '‖h‖'}" if method.get("lam_fr") else ""
-    if name == "fr":
-        return fr
-    lr = f", lr {method['lr']:g}" if "lr" in method else ""
-    if name.startswith("fkd"):
-        return f"λ {method['lam_kd']:g}" + (f", {fr}" if fr else ", no FR") + lr
-    return f"weight {float(format(method['lam_kd'], '.3g')):g}" + lr
 
 
 def validation_choices(summary: dict) -> plt.Figure:

@@ -17,11 +17,11 @@ import argparse
 import json
 import sys
 
-from .engine.amp import PRECISIONS
 from .distill.methods import METHODS, Method
-from .models import list_models
+from .engine.amp import PRECISIONS
 from .engine.recipes import PRESETS
 from .experiments.config import RECIPES, recipe as get_recipe
+from .models import list_models
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .synthetic import CIFAR100_MEAN, CIFAR100_STD
 from ..paths import REPO_ROOT
+from .synthetic import CIFAR100_MEAN, CIFAR100_STD
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import torch
 
-from . import amp
 from ..distill.methods import Method, loss_terms
 from ..models.teachers import Teacher
+from . import amp
 from .fold import fold_batchnorm
 from .teacher_cache import TeacherCache
 

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 
-from . import amp
 from ..data.loader import DeviceLoader
 from ..device import get_device
 from ..distill.checks import finite_checks
@@ -35,6 +34,7 @@ from ..models import checkpoints as _safe
 from ..models import create_model
 from ..models.teachers import Teacher, save_model
 from ..records import CHECKPOINT, MODEL, RECORD, pin_git_state, provenance, write_record
+from . import amp
 from .evaluate import evaluate_accuracy
 from .evaluate import probe as make_probe
 from .progress import bar

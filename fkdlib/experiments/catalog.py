@@ -14,12 +14,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import comparison
-from . import config
 from ..paths import results_dir
 from ..records import final, provenance, write_record
 from ..stats import mean_ci95, mean_present, paired_ci95
 from ..theory.experiment import run as theory   # notebook 02's simulation: results/theory/<scale>.json
+from . import comparison
+from . import config
 
 
 EXECUTOR = ("workers", "ray", "threads", "resources")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import config
-from .tuning import TunedGrid, run_name
-from .splits import cross_data
 from ..distill.methods import Method, weight_candidates
+from . import config
+from .splits import cross_data
+from .tuning import TunedGrid, run_name
 
 EXPERIMENT = "cross_dataset"
 # the paired differences the summary reports: (a, b) means a - b

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config
-from . import runner
-from .tuning import run_name
-from .splits import comparison_data
 from ..data.loader import DeviceLoader
 from ..distill.methods import Method
-from ..records import MODEL, done_record, final, finished, load_result, provenance, run_names, write_record
-from ..stats import mean_ci95, mean_present, paired_ci95
-from ..models.teachers import load_teacher
 from ..engine.evaluate import ensemble_accuracy
 from ..engine.teacher_cache import TeacherCache
+from ..models.teachers import load_teacher
+from ..records import MODEL, done_record, final, finished, load_result, provenance, run_names, write_record
+from ..stats import mean_ci95, mean_present, paired_ci95
+from . import config
+from . import runner
+from .splits import comparison_data
+from .tuning import run_name
 
 EXPERIMENT = "ensemble_size"
 ENSEMBLES = "teacher_ensembles.json"  # each teacher ensemble's own test accuracy, per E

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import paper
-from .catalog import experiment_dir
+from ..distill.methods import label as _label, weights_label
 from ..paths import REPO_ROOT
 from ..records import load_result
-from ..distill.methods import label as _label, weights_label
+from . import paper
+from .catalog import experiment_dir
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

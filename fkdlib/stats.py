@@ -46,15 +46,21 @@ def paired_ci95(a: dict, b: dict) -> dict:
     return {"mean": mean, "ci95": ci, "n": len(diffs), "diffs": diffs, "seeds": list(seeds)}
 
 
+def bounds(diffs: dict) -> tuple[dict, dict]:
+    """``(lo, hi)``: the ends of each named ``paired_ci95`` interval, ``{name: lower}`` and ``{name: upper}``."""
+    return ({k: d["mean"] - d["ci95"] for k, d in diffs.items()}, {k: d["mean"] + d["ci95"] for k, d in diffs.items()})
+
+
+def side(diff: dict) -> str:
+    """Where a ``paired_ci95`` interval lies: ``"above 0"``, ``"below 0"``, ``"containing 0"`` (or ``"one seed"``)."""
+    lo, hi = diff["mean"] - diff["ci95"], diff["mean"] + diff["ci95"]
+    return "one seed" if diff["n"] < 2 else "above 0" if lo > 0 else "below 0" if hi < 0 else "containing 0"
+
+
 def verdict(diff: dict, what: str) -> str:
     """One sentence on a ``paired_ci95`` result, no stronger than its interval: above, below or no difference shown."""
     lo, hi = diff["mean"] - diff["ci95"], diff["mean"] + diff["ci95"]
-    if diff["n"] < 2:
-        call = "one seed: no interval"
-    elif lo > 0:
-        call = "better: the interval is above 0"
-    elif hi < 0:
-        call = "worse: the interval is below 0"
-    else:
-        call = "no difference shown: the interval contains 0"
+    call = {"one seed": "one seed: no interval", "above 0": "better: the interval is above 0",
+            "below 0": "worse: the interval is below 0",
+            "containing 0": "no difference shown: the interval contains 0"}[side(diff)]
     return f"{what}: {diff['mean']:+.2f} points [{lo:+.2f}, {hi:+.2f}] over {diff['n']} paired seeds ({call})"

@@ -96,3 +96,11 @@ def test_a_grid_prints_its_size_and_time_once_its_first_epoch_is_measured(tmp_pa
     assert runner._estimate(grid, [runner.Run("a", "final")], 4, 2, "grid")
     out = capsys.readouterr().out
     assert "4 run(s) to do now" in out and "first epoch of a took 30.0 s: about 0.2 h for them at 2 at once" in out
+
+
+def test_a_full_scale_grid_warns_before_it_starts_and_says_it_resumes(tmp_path, capsys):
+    runner.run_grid(FakeGrid("full", tmp_path), _ref("full", tmp_path), progress=False, desc="grid")
+    out = capsys.readouterr().out
+    assert out.count("the full scale trains 4 run(s) now") == 1 and "resumes" in out
+    runner.run_grid(FakeGrid("full", tmp_path), _ref("full", tmp_path), progress=False)   # nothing left: no warning
+    assert "full scale" not in capsys.readouterr().out

@@ -232,9 +232,15 @@ def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = N
     attempts, failures, done = Counter(), {}, 0
     estimated = getattr(grid, "scale", "") == "smoke"  # toys: nothing worth estimating
     runs_bar = bar(total=0, progress=progress, desc=desc, unit="run")
+    warned = getattr(grid, "scale", "") != "full"
     try:
         while True:
             todo = [r for r in grid.todo() if r.name not in failures]
+            if not warned and todo:
+                warned = True
+                print(f"{desc}: the full scale trains {len(todo)} run(s) now (more may follow as choices are made) "
+                      f"with the paper's recipe: hours on a GPU, days on a CPU. The time estimate follows the first "
+                      f"epoch; stop at any time, and running it again resumes where it stopped.", flush=True)
             busy = {r.name for r in in_flight.values()}
             for run in [r for r in todo if r.name not in busy][:max(0, ex.capacity - len(in_flight))]:
                 in_flight[ex.submit(ref, run)] = run

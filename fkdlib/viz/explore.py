@@ -1,7 +1,7 @@
-"""Looking at feature kernels (notebook 01): class-sorted views, block contrast, eigen-spectra, a kernel machine
-built from a network's kernel, alignment tables, and an ipywidgets explorer.
+"""Looking at feature kernels (notebook 01): class-sorted views, block contrast, centred eigen-spectra, a kernel
+machine built from a network's kernel, alignment tables. The ipywidgets explorer is in ``explorer.py``.
 
-Every function takes kernels or features that were computed once; the explorer only slices and redraws.
+Every function takes kernels or features that were computed once.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 import torch.nn.functional as F
 
-from ..distill.kernels import feature_kernel, kernel_alignment
+from ..distill.kernels import kernel_alignment
 from .figures import KERNEL_CMAP
 
 
@@ -44,16 +44,35 @@ def class_means(K: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (onehot.T @ K_off @ onehot) / pairs.clamp_min(1)
 
 
-def spectrum(K: torch.Tensor) -> torch.Tensor:
-    """The eigenvalues of a symmetric kernel, largest first, divided by their sum (the trace): the share of the
-    kernel each direction carries."""
+def centre(K: torch.Tensor) -> torch.Tensor:
+    """H K H with H = I - 11^T / n: the kernel with its mean row and column taken out, so that what is left is how
+    the images *differ* (the centring CKA uses). Its spectrum no longer leads with "all images alike"."""
+    return K - K.mean(0, keepdim=True) - K.mean(1, keepdim=True) + K.mean()
+
+
+def class_share(K: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of the centred kernel's trace along the class directions: trace(P H K H) / trace(H K H), with P the
+    projection onto the centred class indicators (the C - 1 directions the class means span). 1 for a kernel that
+    is all classes; about (C - 1) / (n - 1) for one blind to them."""
+    Z = F.one_hot(labels).double()
+    Z = Z - Z.mean(0)                                                    # (n, C) centred class indicators
+    P = Z @ torch.linalg.pinv(Z)                                         # (n, n) projection, rank C - 1
+    K_c = centre(K.double())
+    return float(torch.trace(P @ K_c) / torch.trace(K_c))
+
+
+def spectrum(K: torch.Tensor, centred: bool = False) -> torch.Tensor:
+    """The eigenvalues of a symmetric kernel (of ``centre(K)`` if ``centred``), largest first, divided by their sum
+    (the trace): the share of the kernel each direction carries."""
+    K = centre(K) if centred else K
     lam = torch.linalg.eigvalsh(K.double()).flip(0).clamp_min(0)
     return (lam / lam.sum()).float()
 
 
-def effective_rank(K: torch.Tensor) -> float:
-    """The participation ratio (sum lambda)^2 / sum lambda^2 of K's eigenvalues: about r for r equal directions."""
-    lam = spectrum(K).double()
+def effective_rank(K: torch.Tensor, centred: bool = False) -> float:
+    """The participation ratio (sum lambda)^2 / sum lambda^2 of K's eigenvalues (of ``centre(K)``'s if ``centred``):
+    about r for r equal directions."""
+    lam = spectrum(K, centred).double()
     return float(1.0 / (lam**2).sum())
 
 
@@ -87,13 +106,16 @@ def alignment_table(kernels: Mapping[str, torch.Tensor]) -> tuple[list[str], tor
 
 
 def plot_spectra(ax: plt.Axes, kernels: Mapping[str, torch.Tensor], num_classes: int | None = None,
-                 top: int = 40) -> plt.Axes:
-    """The first ``top`` normalised eigenvalues of each kernel on a log scale; a dotted line after ``num_classes``."""
+                 top: int = 40, centred: bool = False) -> plt.Axes:
+    """The first ``top`` eigenvalues / trace of each kernel (of its ``centred`` form if asked) on a log scale, each
+    legend entry with the effective rank of the same matrix; a dotted line at ``num_classes`` (centred: minus one,
+    the directions C class means span once their mean is taken out)."""
     for name, K in kernels.items():
-        lam = spectrum(K)[:top].numpy()
-        ax.plot(np.arange(1, len(lam) + 1), lam, marker="o", ms=3, lw=1.5, label=f"{name} (eff. rank {effective_rank(K):.1f})")
+        lam = spectrum(K, centred)[:top].numpy()
+        ax.plot(np.arange(1, len(lam) + 1), lam, marker="o", ms=3, lw=1.5,
+                label=f"{name} (eff. rank {effective_rank(K, centred):.1f})")
     if num_classes:
-        ax.axvline(num_classes + 0.5, color="0.5", ls=":", lw=1)
+        ax.axvline(num_classes - centred + 0.5, color="0.5", ls=":", lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index")
     ax.set_ylabel("eigenvalue / trace")
@@ -137,13 +159,15 @@ def class_boundaries(ax: plt.Axes, labels: torch.Tensor, color: str = "w") -> No
 
 def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Tensor | None = None,
                 shared: Sequence[bool] | None = None, size: float = 2.8,
-                class_names: Sequence[str] | None = None) -> plt.Figure:
+                class_names: Sequence[str] | None = None, diverging: Sequence[bool] | None = None) -> plt.Figure:
     """Heatmaps of kernels in a grid, a row per entry of ``rows`` (row title -> {column title -> kernel}).
 
     ``shared[r]`` (default all True) puts row r on one colour scale with one colour bar; otherwise each panel has
-    its own (raw kernels of different networks can differ in size many times over). With class-sorted ``labels``
-    and ``class_names``, the first column names the classes of its rows."""
+    its own (raw kernels of different networks can differ in size many times over). A row with no negative value
+    starts its scale at 0; one with both signs, or with ``diverging[r]`` (a difference), is on a diverging map
+    centred on 0. With class-sorted ``labels`` and ``class_names``, the first column names the classes of its rows."""
     shared = [True] * len(rows) if shared is None else list(shared)
+    diverging = [False] * len(rows) if diverging is None else list(diverging)
     ncol = max(len(r) for r in rows.values())
     fig, axes = plt.subplots(len(rows), ncol, figsize=(size * ncol + 1.2, size * len(rows)), layout="constrained",
                              squeeze=False)
@@ -153,7 +177,8 @@ def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Te
         for c, (title, K) in enumerate(mats.items()):
             if not shared[r]:
                 lo, hi = K.min(), K.max()
-            cmap, vmin, vmax = ("rocket", 0.0, max(hi, 1e-12)) if lo >= 0 else (KERNEL_CMAP, -max(-lo, hi), max(-lo, hi))
+            v = max(-lo, hi, 1e-12)
+            cmap, vmin, vmax = (KERNEL_CMAP, -v, v) if lo < 0 or diverging[r] else ("rocket", 0.0, max(hi, 1e-12))
             ax = axes[r, c]
             im = ax.imshow(K, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_title(title, fontsize=10)
@@ -177,79 +202,14 @@ def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Te
     return fig
 
 
-class KernelExplorer:
-    """Class-sorted kernel heatmaps of several networks on one probe batch, behind ipywidgets controls.
-
-    ``features``: network name -> (N, D) penultimate features of the same N probe images; ``labels`` (N,);
-    ``class_names``. Every network's raw and normalised (N, N) kernels are computed here, once; a control only
-    picks rows and columns of them (``view``) and redraws (``figure``).
-    """
-
-    def __init__(self, features: Mapping[str, torch.Tensor], labels: torch.Tensor, class_names: Sequence[str],
-                 caption: str = ""):
-        self.labels, self.class_names, self.caption = labels.cpu(), list(class_names), caption
-        self.kernels = {(name, norm): feature_kernel(h.cpu(), normalize=norm)
-                        for name, h in features.items() for norm in (True, False)}
-        self.networks = list(features)
-        self.max_per_class = int(torch.bincount(self.labels).max())
-        self.draws = 0
-
-    def view(self, networks: Sequence[str], classes: Sequence[int], per_class: int, normalized: bool = True
-             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The chosen networks' kernels on the first ``per_class`` probe images of each of ``classes`` (slices of
-        the precomputed kernels), and those images' labels."""
-        idx = class_sorted(self.labels, per_class, classes)
-        return {n: self.kernels[(n, normalized)][idx][:, idx] for n in networks}, self.labels[idx]
-
-    def figure(self, networks: Sequence[str], classes: Sequence[int], per_class: int, normalized: bool = True
-               ) -> plt.Figure:
-        """The heatmaps of ``view(...)``: normalised kernels on one colour scale, raw ones each on its own."""
-        kernels, labels = self.view(networks, classes, per_class, normalized)
-        title = "normalised kernel ρ" if normalized else "raw kernel k (own scales)"
-        fig = kernel_grid({title: kernels}, labels, shared=[normalized], size=3.2, class_names=self.class_names)
-        counts = torch.bincount(labels)[list(classes)]
-        n = f"{int(counts.min())}" if counts.min() == counts.max() else f"{int(counts.min())}-{int(counts.max())}"
-        shown = ", ".join(self.class_names[c] for c in classes)
-        fig.suptitle(f"{self.caption + ': ' if self.caption else ''}{n} per class of {shown}", fontsize=10)
-        self.draws += 1
-        return fig
-
-    def widget(self, networks: Sequence[str] | None = None, classes: Sequence[int] | None = None,
-               per_class: int | None = None):
-        """The explorer as an ipywidgets box: networks, classes, normalised/raw and examples per class."""
-        import ipywidgets as W
-        from IPython.display import display
-
-        layout = W.Layout(width="auto")
-        self.controls = {
-            "networks": W.SelectMultiple(options=self.networks, value=tuple(networks or self.networks[:2]),
-                                         rows=min(5, len(self.networks)), description="networks", layout=layout),
-            "classes": W.SelectMultiple(options=[(n, i) for i, n in enumerate(self.class_names)],
-                                        value=tuple(classes if classes is not None else range(len(self.class_names))),
-                                        rows=min(10, len(self.class_names)), description="classes", layout=layout),
-            "kernel": W.ToggleButtons(options=["normalised", "raw"], value="normalised", description="kernel"),
-            "per_class": W.IntSlider(value=per_class or min(10, self.max_per_class), min=2, max=self.max_per_class,
-                                     description="per class", continuous_update=False,
-                                     layout=W.Layout(width="95%"), style={"description_width": "initial"}),
-        }
-        self.output = W.Output()
-
-        def redraw(_=None):
-            c = {k: w.value for k, w in self.controls.items()}
-            with self.output:
-                self.output.clear_output(wait=True)
-                if not c["networks"] or not c["classes"]:
-                    print("pick at least one network and one class")
-                    return
-                fig = self.figure(c["networks"], sorted(c["classes"]), c["per_class"], c["kernel"] == "normalised")
-                display(fig)
-                plt.close(fig)
-
-        for w in self.controls.values():
-            w.observe(redraw, names="value")
-        redraw()
-        return W.HBox([W.VBox(list(self.controls.values()), layout=W.Layout(width="34%")), self.output])
+def __getattr__(name: str):
+    """``KernelExplorer`` lives in ``explorer.py`` with the widgets (ipywidgets is imported only when it is used)."""
+    if name in ("KernelExplorer", "cached", "cache_file"):
+        from . import explorer
+        return getattr(explorer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "class_boundaries", "class_means", "class_sorted", "effective_rank", "kernel_grid",
-           "kernel_ridge_accuracy", "plot_alignment", "plot_class_matrix", "plot_spectra", "spearman", "spectrum"]
+__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "cache_file", "cached", "centre", "class_boundaries", "class_share",
+           "class_means", "class_sorted", "effective_rank", "kernel_grid", "kernel_ridge_accuracy", "plot_alignment",
+           "plot_class_matrix", "plot_spectra", "spearman", "spectrum"]

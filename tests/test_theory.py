@@ -158,12 +158,6 @@ def test_view_measurements():
     assert nets.wrong_block_views(task.views).item() == pytest.approx(1 / k)
 
 
-def test_mean_ci():
-    mean, half = theory.mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-4)
-    assert math.isnan(theory.mean_ci([0.5])[1])
-
-
 def test_summarise_splits_accuracy_by_who_learned_the_view():
     task = small_task()
     data = task.test_single

@@ -231,12 +231,7 @@ def summarise(correct: torch.Tensor, data: MultiViewData, learned: torch.Tensor,
     def part(mask):
         return float(acc[mask].mean()) if mask.any() else float("nan")
 
-    mean, ci = mean_ci(acc.mean(1))
+    mean, ci = mean_ci95(acc.mean(1).tolist())
     return {"acc": acc.mean(1).tolist(), "mean": mean, "ci95": ci, "union_pred": float(union.float().mean()),
             "acc_own": part(own), "acc_teacher_only": part(union & ~own), "acc_neither": part(~union)}
 
-
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of a 95% Student-t interval over independent runs (e.g. seeds): ``results.mean_ci95``
-    of any tensor or sequence of numbers."""
-    return mean_ci95(torch.as_tensor(values, dtype=torch.float64).flatten().tolist())

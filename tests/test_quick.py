@@ -129,6 +129,8 @@ def test_synthetic_splits_are_disjoint_balanced_and_carry_the_training_images_st
 
 def test_penultimate_features_are_what_feeds_the_classifier(data):
     m = _model(3).eval()
-    h = penultimate_features(m, data.X[:5], batch_size=2)
+    h = penultimate_features(m, data.X[:5], data.mean, data.std, batch_size=2)
     with torch.no_grad():
-        torch.testing.assert_close(m.fc(h), m(to_float(data.X[:5])))
+        torch.testing.assert_close(m.fc(h), m(to_float(data.X[:5], data.mean, data.std)))
+        other = penultimate_features(m, data.X[:5], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert not torch.allclose(h, other), "the statistics given are the ones used"

@@ -35,19 +35,11 @@ def embedding(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x, is_feat=True)[0][-1].float()
 
 
-def penultimate_features(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """h(x) for every image of uint8 ``X`` (N, 3, H, W): the (N, D) embedding that feeds the classifier."""
+def penultimate_features(model: torch.nn.Module, X: torch.Tensor, mean, std, batch_size: int = 500) -> torch.Tensor:
+    """h(x) for every image of uint8 ``X`` (N, 3, H, W), normalised with ``mean`` and ``std`` (the training data's,
+    ``ImageData.mean``/``.std``): the (N, D) embedding that feeds the classifier, on the model's device."""
     device = next(model.parameters()).device
-    return torch.cat([embedding(model, to_float(X[i : i + batch_size].to(device))) for i in range(0, len(X), batch_size)])
-
-
-def accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy (in [0, 1]) of ``model`` on uint8 images ``X`` with labels ``y``."""
-    device = next(model.parameters()).device
-    with eval_mode(model):
-        correct = sum(int((model(to_float(X[i : i + batch_size].to(device))).argmax(1).cpu() == y[i : i + batch_size]).sum())
-                      for i in range(0, len(X), batch_size))
-    return correct / len(X)
+    return torch.cat([embedding(model, to_float(x.to(device), mean, std)) for x in X.split(batch_size)])
 
 
 def evaluate_accuracy(model: torch.nn.Module, loader: DeviceLoader, autocast=None) -> float:

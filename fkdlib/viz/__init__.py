@@ -1,4 +1,4 @@
-"""Figures: one style, one savefig, kernel heatmaps, the experiments' plots, and notebook 01's kernel explorer."""
+"""Figures: one style, one savefig, kernel heatmaps, the experiments' plots, the theory's, the kernel explorer, widgets."""
 from ..distill.methods import color, label, weights_label
 from .figures import (DPI, KERNEL_CMAP, PALETTE, curves, ensemble_curve, image_grid, kernel_heatmaps,
                       method_comparison, paired_differences, savefig, set_style, validation_choices)

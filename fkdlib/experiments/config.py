@@ -145,7 +145,7 @@ _SIZES["cross_dataset"] = {
     "lite": dict(dataset="cifar10-real", download=True, teacher="resnet20", student="resnet8",
                  teacher_classes=[0, 1, 2, 3, 4],
                  student_classes=[5, 6, 7, 8, 9], preset="lite", methods=["none", "rkd", "sp", "fkd", "fkd-unlabelled"],
-                 seeds=[0, 1, 2], val_size=1000, teacher_size=10000, train_size=2500, unlabelled_size=20000,
+                 seeds=[0, 1, 2, 3, 4, 5], val_size=1000, teacher_size=10000, train_size=2500, unlabelled_size=20000,
                  kd_batch_size=128, tuning=_CROSS_TUNING,
                  teacher_recipe=dict(epochs=12, batch_size=128, lr=0.1, milestones=(6, 9), train_subset=0,
                                      test_subset=0, eval_last=3),

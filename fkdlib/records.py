@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
 from . import __version__
 from .device import describe_device
+from .models import checkpoints
 from .paths import REPO_ROOT, results_dir
 
 # a run folder, as the engine writes it: its record (metrics per epoch and provenance), resume checkpoint and weights
@@ -116,3 +119,25 @@ def run_names(root: str | Path, pattern: str = "runs/*") -> list[str]:
     """The run folders under ``root`` matching ``pattern`` that hold a record, relative to ``root``, sorted."""
     root = Path(root)
     return sorted(str(p.parent.relative_to(root)) for p in root.glob(f"{pattern}/{RECORD}"))
+
+
+def digest(settings: Mapping, length: int = 16) -> str:
+    """A name for ``settings`` (JSON-able): the first ``length`` hex digits of the SHA-256 of their sorted JSON."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def cache_file(experiment: str, settings: Mapping, scale: str | None = None) -> Path:
+    """Where the work done for ``settings`` (sizes, seeds, architectures, data) is kept:
+    ``results/<experiment>/checkpoints/<digest of the settings>.pt`` (git-ignored). Other settings, other file."""
+    return results_dir(scale) / experiment / "checkpoints" / f"{digest(settings)}.pt"
+
+
+def cached(path: Path, make: Callable[[], dict]) -> tuple[dict, bool]:
+    """``make()`` run once and its result (plain data: tensors, numbers, strings, lists, dicts) kept at ``path``;
+    later calls read it back (safely: ``models.checkpoints.safe_load``). Returns the result and whether it was read."""
+    if Path(path).is_file():
+        return checkpoints.safe_load(path), True
+    value = make()
+    checkpoints.save(value, path)
+    return value, False
+

@@ -12,7 +12,8 @@ from fkdlib.data import DatasetNotFoundError, load_real_images
 from fkdlib.viz.explore import (KernelExplorer, alignment_table, block_contrast, centre, class_means, class_share,
                                 class_sorted,
                                 effective_rank, kernel_grid, kernel_ridge_accuracy, plot_spectra, spearman, spectrum)
-from fkdlib.viz.explorer import ToggleRow, cache_file, cached
+from fkdlib.records import cache_file, cached
+from fkdlib.viz.explorer import ToggleRow
 from fkdlib.distill.kernels import feature_kernel, kernel_alignment
 from test_datasets import _write_cifar10, _write_jpeg_npz
 

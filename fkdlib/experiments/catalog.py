@@ -10,12 +10,10 @@ own, ``results/<experiment>/<scale>-<hash of the overrides>/``, so the committed
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from ..paths import results_dir
-from ..records import final, provenance, write_record
+from ..records import digest, final, provenance, write_record
 from ..stats import mean_ci95, mean_present, paired_ci95
 from ..theory.experiment import run as theory   # notebook 02's simulation: results/theory/<scale>.json
 from . import comparison
@@ -30,8 +28,7 @@ def experiment_dir(name: str, scale: str, overrides: dict | None = None) -> Path
     ``<scale>-<hash>/``, a folder of their own."""
     if not overrides:
         return results_dir(scale) / name / scale
-    tag = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return results_dir(scale) / name / f"{scale}-{tag}"
+    return results_dir(scale) / name / f"{scale}-{digest(overrides, 8)}"
 
 
 def _split(kw: dict) -> tuple[dict, dict | None]:

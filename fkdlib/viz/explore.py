@@ -204,12 +204,12 @@ def kernel_grid(rows: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Te
 
 def __getattr__(name: str):
     """``KernelExplorer`` lives in ``explorer.py`` with the widgets (ipywidgets is imported only when it is used)."""
-    if name in ("KernelExplorer", "cached", "cache_file"):
+    if name == "KernelExplorer":
         from . import explorer
         return getattr(explorer, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "cache_file", "cached", "centre", "class_boundaries", "class_share",
+__all__ = ["KernelExplorer", "alignment_table", "block_contrast", "centre", "class_boundaries", "class_share",
            "class_means", "class_sorted", "effective_rank", "kernel_grid", "kernel_ridge_accuracy", "plot_alignment",
            "plot_class_matrix", "plot_spectra", "spearman", "spectrum"]

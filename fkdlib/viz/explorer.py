@@ -6,10 +6,7 @@ difference view, subtracts two slices) and redraws.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -17,29 +14,10 @@ import torch
 import traitlets
 
 from ..distill.kernels import feature_kernel
-from ..models import checkpoints
-from ..paths import results_dir
 from .explore import class_sorted, kernel_grid
 
 KINDS = ("normalised", "raw", "difference")
 """What the explorer draws: rho (cosines, one scale), raw k (each panel its own scale), rho - rho(reference)."""
-
-
-def cache_file(experiment: str, settings: Mapping, scale: str | None = None) -> Path:
-    """Where the work done for ``settings`` (JSON-able: sizes, seeds, architectures, data) is kept:
-    ``results/<experiment>/checkpoints/<digest of the settings>.pt`` (git-ignored). Other settings, other file."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return results_dir(scale) / experiment / "checkpoints" / f"{digest}.pt"
-
-
-def cached(path: Path, make: Callable[[], dict]) -> tuple[dict, bool]:
-    """``make()`` run once and its result (plain data: tensors, numbers, strings, lists, dicts) kept at ``path``;
-    later calls read it back (safely: ``checkpoints.safe_load``). Returns the result and whether it was read."""
-    if Path(path).is_file():
-        return checkpoints.safe_load(path), True
-    value = make()
-    checkpoints.save(value, path)
-    return value, False
 
 
 def _label(text: str) -> W.HTML:

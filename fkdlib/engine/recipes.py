@@ -23,6 +23,7 @@ class Recipe:
     train_subset: int | None = None    # train on N examples of a fixed shuffle (None or 0: all)
     test_subset: int | None = None     # evaluate each epoch on N examples of a fixed shuffle (None or 0: all)
     eval_last: int | None = None       # score the validation and test sets only in the last N epochs (None/0: every)
+    eval_every: int | None = None      # with eval_last: also score them every N epochs (the convergence pilots' curves)
     eval_batch_size: int = 512
     probe_size: int = 256              # fixed test examples on which kernel alignment is tracked
 

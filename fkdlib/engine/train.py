@@ -52,7 +52,9 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     else a distilled student of ``teachers``) and return its run record ``{"result", "provenance"}``.
 
     ``val_data`` (optional) is scored after every epoch as ``val_acc``: the split every choice of weights
-    is made on, never the test set (``recipe.eval_last`` limits both to the last epochs).
+    is made on, never the test set (``recipe.eval_last`` limits both to the last epochs, ``recipe.eval_every`` adds
+    every N-th). Wherever they are scored, so is the clean training accuracy ``train_clean_acc``: the training images
+    in evaluation mode, without augmentation (how well the student fits what it learns from).
     ``train_data``/``test_data``/``kd_data``/``val_data`` are ``fkdlib.data`` datasets (uint8 ``X``, ``y``,
     ``classes``, ``name``, ``mean``, ``std``). ``kd_data`` (or ``recipe.kd_batch_size``) gives the
     distillation term its own batches, e.g. STL-10's unlabelled images. KD across label spaces is refused
@@ -89,6 +91,8 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     test_X, test_y = _subset(test_data.X, test_data.y, recipe.test_subset)
     test_loader = DeviceLoader(test_X, test_y, recipe.eval_batch_size, train=False,
                                mean=test_data.mean, std=test_data.std, device=device)
+    clean_loader = DeviceLoader(X, y, recipe.eval_batch_size, train=False, mean=train_data.mean, std=train_data.std,
+                                device=device)
     val_loader = None if val_data is None else DeviceLoader(val_data.X, val_data.y, recipe.eval_batch_size,
                                                             train=False, mean=val_data.mean, std=val_data.std,
                                                             device=device)
@@ -127,7 +131,8 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
         lr = opt.param_groups[0]["lr"]
         sched.step()
         row = {"epoch": epoch + 1, "lr": lr, **stats.means()}
-        if not recipe.eval_last or epoch >= recipe.epochs - recipe.eval_last:
+        if _scored(recipe, epoch):
+            row["train_clean_acc"] = evaluate_accuracy(student, clean_loader, step_fn.autocast)
             if val_loader is not None:
                 row["val_acc"] = evaluate_accuracy(student, val_loader, step_fn.autocast)
             row["test_acc"] = evaluate_accuracy(student, test_loader, step_fn.autocast)
@@ -143,6 +148,13 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     save_model(out_dir / MODEL, student, arch, train_data.name, list(train_data.classes),
                extra={"provenance": provenance(seed, config, device)})
     return _write_record(out_dir, config, state, seed, device, status="done")
+
+
+def _scored(recipe: Recipe, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (from 0) scores the validation, test and clean training accuracies."""
+    if not recipe.eval_last or epoch >= recipe.epochs - recipe.eval_last:
+        return True
+    return bool(recipe.eval_every) and (epoch + 1) % recipe.eval_every == 0
 
 
 def _kd_loader(method, recipe, kd_data, device, seed):

@@ -120,5 +120,17 @@ def cross_dataset(scale: str | None = None, data_root=None, device=None, progres
                           grid_class=CrossGrid, overrides=overrides, **executor)
 
 
-EXPERIMENTS = {"method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice,
+def convergence(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
+                precision: str = "auto", **kw) -> dict:
+    """The doubling test (``fkdlib.experiments.convergence``): the plain student and FKD at one weight, at doubling
+    budgets, on the method comparison's data; the shortest budget at which doubling moves validation accuracy by
+    under a point is the comparison's regime. Returns the summary."""
+    from . import convergence as grid
+
+    executor, overrides = _split(kw)
+    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                    overrides=overrides, **executor)
+
+
+EXPERIMENTS = {"convergence": convergence, "method_comparison": method_comparison, "fkd_in_practice": fkd_in_practice,
                "ensemble_size": ensemble_size, "cross_dataset": cross_dataset, "theory": theory}

@@ -92,6 +92,24 @@ _SIZES["method_comparison"] = {
 }
 
 
+# the doubling test (fkdlib.experiments.convergence): how long the method comparison's students must train to have
+# finished learning, decided on the plain student and FKD at one fixed weight (lambda_KD 30, no FR: the lite grid's
+# earlier validated choice) before any other method runs. Budgets double with the schedule's shape kept (decays at
+# 60% and 85% of the run); converged = doubling moves validation accuracy by under `tolerance` points (mean of the
+# pilot seeds, each against its own shorter run). Pilot seeds are the comparison's tuning seeds, never a final's.
+# eval_every: the curves' spacing (every epoch would cost more than training at 2,500 images).
+_PILOT_METHODS = {"none": dict(name="none"), "fkd": dict(name="fkd", lam_kd=30.0, lam_fr=0.0)}
+_SIZES["convergence"] = {
+    "smoke": dict(protocol="method_comparison", epochs=[2, 4], fractions=[0.5, 0.75], seeds=[90, 91],
+                  methods=_PILOT_METHODS, eval_every=1, tolerance=1.0),
+    # 100 -> 200 moved one seed's plain student +1.5 points and FKD +2.6 (measured before this grid): 200 -> 400 is
+    # the first pair expected to pass; 100 runs last, to show the curve
+    "lite": dict(protocol="method_comparison", epochs=[100, 200, 400], fractions=[0.6, 0.85], seeds=[90, 91],
+                 methods=_PILOT_METHODS, eval_every=10, tolerance=1.0),
+    "full": dict(protocol="method_comparison", epochs=[80, 160, 320], fractions=[0.5, 0.75], seeds=[90, 91],
+                 methods=_PILOT_METHODS, eval_every=10, tolerance=1.0),
+}
+
 # notebook 02 / docs/paper.md §2: the multi-view simulation. The data model and the net (fkdlib.theory.data's
 # MultiViewSpec, the notebook's parameters) are the same at every scale; the scales change how many nets and
 # test points (smoke also cuts the steps: it proves the code path and claims nothing)

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 
+from .distill.crd import NEGATIVES
 from .distill.methods import METHODS, Method
 from .engine.amp import PRECISIONS
 from .engine.recipes import PRESETS
@@ -45,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(default cifar100)")
     distill.add_argument("--method", choices=METHODS, default="fkd", help="distillation method (default fkd)")
     distill.add_argument("--lam-kd", type=float, help="weight of the distillation term (default per method: "
-                                                      "FKD 100, KD 0.9, RKD 1, SP 3000)")
+                                                      "FKD 100, KD 0.9, RKD 1, SP 3000, CRD 0.8)")
     distill.add_argument("--lam-fr", type=float, default=0.01, help="FKD's feature-regulariser weight (default 0.01)")
+    distill.add_argument("--negatives", type=int, default=NEGATIVES,
+                         help=f"CRD's negatives per example, drawn among other classes (default {NEGATIVES})")
     distill.add_argument("--kd-data", help="dataset for the distillation term's own batches (e.g. stl10)")
     distill.add_argument("--kd-split", default="train", help="split of --kd-data (e.g. unlabeled; default train)")
     distill.add_argument("--kd-batch-size", type=int, help="batch size of the distillation term (STL-10 recipe: 512)")
@@ -186,7 +189,7 @@ def _run(args) -> dict:
                         kd_batch_size=getattr(args, "kd_batch_size", None))
     method, teachers, kd_data = Method("none"), [], None
     if args.command == "distill":  # the teachers first: a file that is refused stops the run before any data load
-        method = Method(args.method, lam_kd=args.lam_kd, lam_fr=args.lam_fr)
+        method = Method(args.method, lam_kd=args.lam_kd, lam_fr=args.lam_fr, negatives=args.negatives)
         teachers = [load_teacher(p, arch=args.teacher_arch, dataset=args.teacher_dataset, device=device,
                                  trust=args.trust_checkpoint) for p in args.teacher]
     train_d, test_d = load_train_test(args.dataset, args.data_dir, args.download, classes=classes)

@@ -168,6 +168,19 @@ def test_loader_output_is_random_crop_flip_of_the_epoch_draws():
     assert torch.equal(_to_pixels(torch.cat(xs)), random_crop_flip(X[perm], offsets, flips, 4))
 
 
+def test_return_index_adds_each_batch_examples_indices_and_changes_nothing_else():
+    X, y = _images(21, 8, seed=2), torch.arange(21) % 4
+    kw = dict(seed=6, device="cpu", **IDENTITY)
+    for train in (True, False):
+        plain = list(DeviceLoader(X, y, 8, train=train, **kw))
+        indexed = list(DeviceLoader(X, y, 8, train=train, return_index=True, **kw))
+        assert len(plain) == len(indexed)
+        for (x, yb), (xi, yi, idx) in zip(plain, indexed):
+            assert torch.equal(x, xi) and torch.equal(yb, yi) and torch.equal(y[idx], yb)
+        order = torch.cat([idx for *_, idx in indexed])
+        assert torch.equal(order, draw_epoch(21, 6, 0, pad=4)[0] if train else torch.arange(21))
+
+
 # ---------------------------------------------------------------- epochs, order, resume
 
 

@@ -55,7 +55,7 @@ def test_every_method_distils_from_a_saved_teacher(teacher_run, tmp_path, method
                 seed=1, progress=False)
     last = rec["result"]["final"]
     term = {"kd": "train_kd", "rkd": "train_rkd", "sp": "train_sp", "fkd": "train_fkd", "fkd-nofr": "train_fkd",
-            "fr": "train_fr"}[method]
+            "fr": "train_fr", "crd": "train_crd"}[method]
     assert last[term] > 0 and "kernel_alignment" in last
     assert ("train_fr" in last) == (method in ("fkd", "fr"))
 

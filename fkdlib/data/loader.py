@@ -45,6 +45,8 @@ class DeviceLoader:
 
     ``iter(loader)`` yields the ``(x, y)`` batches of one epoch: ``x`` float32 (B, C, H, W), normalised
     with ``mean``/``std`` (channels_last memory format if ``channels_last``), ``y`` int64 on the device.
+    With ``return_index=True`` the batches are ``(x, y, idx)``: ``idx`` int64 (B,), the examples' indices into
+    ``X`` (for a loss that keeps a slot per training example, such as CRD's memory).
 
     * ``train=True``: a fresh permutation every epoch; every image independently randomly cropped from
       its ``pad``-pixel zero-padded version and flipped left-right with probability 1/2 (if ``flip``):
@@ -80,6 +82,7 @@ class DeviceLoader:
         seed: int = 0,
         channels_last: bool = True,
         drop_last: bool = False,
+        return_index: bool = False,
     ) -> None:
         if X.dtype != torch.uint8 or X.dim() != 4:
             raise ValueError(f"X must be uint8 (N, C, H, W), got {X.dtype} of shape {tuple(X.shape)}")
@@ -103,6 +106,7 @@ class DeviceLoader:
         self.train = bool(train)
         self.pad, self.flip, self.seed = int(pad), bool(flip), int(seed)
         self.channels_last, self.drop_last = bool(channels_last), bool(drop_last)
+        self.return_index = bool(return_index)
         self._mean = mean_t.reshape(1, C, 1, 1).to(self.device)
         self._std = std_t.reshape(1, C, 1, 1).to(self.device)
         self.epoch = 0  # the epoch the next iter() produces
@@ -197,18 +201,22 @@ class DeviceLoader:
             return packed.pin_memory().to(self.device, non_blocking=True)
         return packed.to(self.device)
 
-    def _gather_batch(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _gather_batch(self, d: torch.Tensor) -> tuple:
         """The batch of examples ``d[0]``, augmented with the draws ``d[1:4]`` in train mode."""
         idx = d[0]
         xb = self.X.index_select(0, idx)
         if self.train:
             xb = random_crop_flip(xb, d[1:3].T, d[3].bool(), self.pad)
         x = normalize(xb, self._mean, self._std, channels_last=self.channels_last)
-        return x, (self.y.index_select(0, idx) if self.y is not None else None)
+        return self._batch(x, self.y.index_select(0, idx) if self.y is not None else None, idx)
 
-    def _eval_batch(self, s: int, e: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _eval_batch(self, s: int, e: int) -> tuple:
         x = normalize(self.X[s:e], self._mean, self._std, channels_last=self.channels_last)
-        return x, (self.y[s:e] if self.y is not None else None)
+        idx = torch.arange(s, e, device=self.device) if self.return_index else None
+        return self._batch(x, self.y[s:e] if self.y is not None else None, idx)
+
+    def _batch(self, x, y, idx) -> tuple:
+        return (x, y, idx) if self.return_index else (x, y)
 
     def __repr__(self) -> str:
         N, C, H, W = self.X.shape

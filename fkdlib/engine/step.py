@@ -14,19 +14,26 @@ from .teacher_cache import TeacherCache
 
 
 class TrainStep:
-    """One optimisation step of the engine, as ``train`` runs it: ``loss, terms, logits = step(x, y, kd_x)``.
+    """One optimisation step of the engine, as ``train`` runs it: ``loss, terms, logits = step(x, y, kd_x, idx)``.
 
     ``x``, ``y``: the labelled batch (float32, normalised, on the device); ``kd_x``: the distillation
     term's own batch, or ``None`` to use ``x``. Runs the frozen teachers (BatchNorm folded unless
     ``fold_teachers=False``, under ``torch.inference_mode``) and the student under the autocast of the
     resolved ``precision``, computes ``methods.loss_terms`` in float32, and steps the optimiser (through
     a grad scaler for fp16). Returns detached float32 tensors, without any host sync.
+
+    A method that owns modules (``method.build``: CRD's heads and memory) gets them as ``modules``, with the
+    optimiser ``opt`` holding their parameters too, and the batch's example indices into the training set as ``idx``.
     """
 
     def __init__(self, student: torch.nn.Module, teachers: Sequence[Teacher], method: Method,
                  opt: torch.optim.Optimizer, device: torch.device, precision: str = "fp32",
-                 fold_teachers: bool = True, compile: bool = False, cache: "TeacherCache | None" = None):
-        self.student, self.method, self.opt = student, method, opt
+                 fold_teachers: bool = True, compile: bool = False, cache: "TeacherCache | None" = None,
+                 modules: torch.nn.Module | None = None):
+        if method.owns_modules and modules is None:
+            raise ValueError(f"method {method.name!r} trains modules of its own: pass modules=method.build(...) "
+                             f"(fkdlib.engine.train does)")
+        self.student, self.method, self.opt, self.modules = student, method, opt, modules
         self.cache = cache
         # a teacher's cache identity: its file and the arithmetic it runs in (folding changes the last bits)
         self._keys = [(t.source or id(t.model), fold_teachers, precision) for t in teachers]
@@ -56,7 +63,8 @@ class TrainStep:
             out.append(hit)
         return out
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor | None, kd_x: torch.Tensor | None = None):
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor | None, kd_x: torch.Tensor | None = None,
+                 idx: torch.Tensor | None = None):
         method = self.method
         teacher_out, kd_feats, kd_teacher_out = [], None, None
         if method.needs_teacher:
@@ -68,7 +76,7 @@ class TrainStep:
             feats_s, logits = _as_float(*self._student_fwd(xb, is_feat=True))
             if kd_x is not None and method.needs_teacher:
                 kd_feats = _as_float(*self._student_fwd(kd_x, is_feat=True))[0]
-        terms = loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out)
+        terms = loss_terms(method, feats_s, logits, yb, teacher_out, kd_feats, kd_teacher_out, self.modules, idx)
         loss = sum(terms.values())
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

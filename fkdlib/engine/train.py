@@ -1,6 +1,8 @@
 """The training engine: teachers, students, every method, ensembles, cross-dataset, resumable runs.
 
 One visible path: data -> teachers -> student -> loss (``methods.loss_terms``) -> metrics -> run record.
+A method that owns modules (``Method.build``: CRD's heads and memory) has them trained in the student's SGD and
+saved in the checkpoint, and its batches carry their example indices (``method.needs_indices``).
 After every epoch it writes an atomic checkpoint and a JSON run record with provenance to ``out_dir``;
 ``resume=True`` continues a killed run from its last checkpoint and, on a CPU, ends with exactly the
 weights of an uninterrupted run. A non-finite loss stops the run with the epoch and step and leaves
@@ -69,22 +71,23 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     pin_git_state()
     method = method or Method("none")
     out_dir = Path(out_dir)
-    _check_setup(method, teachers, train_data, out_dir, resume, overwrite)
+    _check_setup(method, teachers, train_data, out_dir, resume, overwrite, kd_data, recipe)
     device = get_device(device) if not isinstance(device, torch.device) else device
     torch.manual_seed(seed)
     student = create_model(arch, num_classes=len(train_data.classes)).to(device, memory_format=torch.channels_last)
     for t in teachers:
         t.model.to(device, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(student.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
+    X, y = _subset(train_data.X, train_data.y, recipe.train_subset)
+    own = _method_modules(method, student, teachers, X, y, seed)
+    trainable = [*student.parameters(), *(own.parameters() if own is not None else ())]
+    opt = torch.optim.SGD(trainable, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(recipe.milestones), gamma=recipe.lr_decay)
     precision = amp.resolve_precision(precision, device)
     step_fn = TrainStep(student, teachers if method.needs_teacher else (), method, opt, device, precision,
-                        fold_teachers=fold_teachers, compile=compile, cache=teacher_cache)
+                        fold_teachers=fold_teachers, compile=compile, cache=teacher_cache, modules=own)
 
-    X, y = _subset(train_data.X, train_data.y, recipe.train_subset)
     loader = DeviceLoader(X, y, recipe.batch_size, train=True, mean=train_data.mean, std=train_data.std,
-                          device=device, seed=seed)
+                          device=device, seed=seed, return_index=method.needs_indices)
     if kd_data is None and recipe.kd_batch_size:
         kd_data = train_data
     kd_loader = _kd_loader(method, recipe, kd_data, device, seed)
@@ -109,7 +112,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
     state = {"epoch": -1, "history": [], "wall_time_s": 0.0}
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, student, opt, sched, step_fn.scaler)
+        state = _load_checkpoint(ckpt_path, student, opt, sched, step_fn.scaler, own)
     check_every = nan_check_every or 50
 
     epochs_bar = bar(range(state["epoch"] + 1, recipe.epochs), progress, desc=f"{arch} {method.name}",
@@ -123,9 +126,9 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
         stats = EpochStats(device)
         steps_bar = bar(loader, progress, desc=f"epoch {epoch + 1}", leave=False)
         with finite_checks(False):
-            for step, (xb, yb) in enumerate(steps_bar):
+            for step, (xb, yb, *index) in enumerate(steps_bar):  # index: [idx] when the method reads it
                 kd_x = next(kd_batches)[0] if kd_batches else None
-                stats.add(step, yb, *step_fn(xb, yb, kd_x))
+                stats.add(step, yb, *step_fn(xb, yb, kd_x, *index))
                 if (step + 1) % check_every == 0 or step + 1 == len(loader):
                     _stop_if_not_finite(stats, epoch, ckpt_path, state)
         lr = opt.param_groups[0]["lr"]
@@ -140,7 +143,7 @@ def train(arch: str, train_data, test_data, recipe: Recipe, out_dir: str | Path,
         state["wall_time_s"] += time.perf_counter() - t0
         row["wall_time_s"] = state["wall_time_s"]
         state["epoch"], state["history"] = epoch, state["history"] + [row]
-        _save_checkpoint(ckpt_path, student, opt, sched, state, step_fn.scaler)
+        _save_checkpoint(ckpt_path, student, opt, sched, state, step_fn.scaler, own)
         _write_record(out_dir, config, state, seed, device, status="running")
         epochs_bar.set_postfix(loss=f"{row['train_loss']:.3f}",
                                **{k: f"{row[k]:.1%}" for k in ("val_acc", "test_acc") if k in row})
@@ -157,6 +160,26 @@ def _scored(recipe: Recipe, epoch: int) -> bool:
     return bool(recipe.eval_every) and (epoch + 1) % recipe.eval_every == 0
 
 
+def _method_modules(method, student, teachers, X, y, seed):
+    """What ``method.build`` makes for this run (CRD's heads and memory), on the student's device, or ``None``."""
+    if not method.owns_modules:
+        return None
+    device = next(student.parameters()).device
+    own = method.build(_feature_widths(student, X), [_feature_widths(t.model, X) for t in teachers], y, seed)
+    return own.to(device)
+
+
+def _feature_widths(net, X) -> list[int]:
+    """The per-example width of each of ``net``'s features, from one forward pass of two blank images in eval mode
+    (nothing in ``net`` changes, and no random number is drawn)."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        feats, _ = net(torch.zeros(2, *X.shape[1:], device=next(net.parameters()).device), is_feat=True)
+    net.train(was_training)
+    return [f[0].numel() for f in feats]
+
+
 def _kd_loader(method, recipe, kd_data, device, seed):
     if kd_data is None or not method.needs_teacher:
         return None
@@ -171,9 +194,12 @@ def _subset(X, y, n):
     return X[idx], (y[idx] if y is not None else None)
 
 
-def _check_setup(method, teachers, train_data, out_dir, resume, overwrite):
+def _check_setup(method, teachers, train_data, out_dir, resume, overwrite, kd_data, recipe):
     if method.needs_teacher and not teachers:
         raise ValueError(f"method {method.name!r} distils from teachers, but none were given")
+    if method.needs_indices and (kd_data is not None or recipe.kd_batch_size):
+        raise ValueError(f"method {method.name!r} contrasts the training examples themselves (by their indices), "
+                         f"so its term cannot take a batch of its own (kd_data, kd_batch_size)")
     if method.needs_label_space:
         for t in teachers:
             if list(t.classes) != list(train_data.classes):
@@ -198,16 +224,21 @@ def _stop_if_not_finite(stats: EpochStats, epoch, ckpt_path, state):
                              f"rate or the loss weights, then resume.")
 
 
-def _save_checkpoint(path: Path, model, opt, sched, state, scaler) -> None:
-    """Write the resume checkpoint atomically, as plain data (tensors, numbers, lists, dicts: ``fkdlib.models.checkpoints``)."""
+def _save_checkpoint(path: Path, model, opt, sched, state, scaler, own=None) -> None:
+    """Write the resume checkpoint atomically, as plain data (tensors, numbers, lists, dicts: ``fkdlib.models.checkpoints``).
+
+    A method's own modules (``own``) go in too: their parameters, buffers and extra state (CRD's generator)."""
+    extra = {"method_modules": own.state_dict()} if own is not None else {}
     _safe.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), **state}, path)
+                "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), **extra, **state}, path)
 
 
-def _load_checkpoint(path: Path, model, opt, sched, scaler) -> dict:
+def _load_checkpoint(path: Path, model, opt, sched, scaler, own=None) -> dict:
     """Restore a resume checkpoint, read with ``weights_only=True`` (one that could run code is refused)."""
     ckpt = _safe.safe_load(path)
     model.load_state_dict(ckpt["model"])
+    if own is not None:
+        own.load_state_dict(ckpt["method_modules"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):

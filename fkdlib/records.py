@@ -26,6 +26,8 @@ from .paths import REPO_ROOT, results_dir
 RECORD = "result.json"
 CHECKPOINT = "checkpoints/last.pt"
 MODEL = "model.pt"
+# a grid's folder: the settings it pinned when it started (its arithmetic), so runs on other machines never mix them
+GRID = "grid.json"
 
 
 def provenance(seed: int | None = None, config: dict | None = None, device: torch.device | str | None = None) -> dict:
@@ -57,7 +59,7 @@ def write_record(path: str | Path, result: dict, provenance_record: dict) -> Pat
     """Write ``{"result": ..., "provenance": ...}`` as JSON to ``path`` atomically (never a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"result": result, "provenance": provenance_record}, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
@@ -70,6 +72,21 @@ def load_result(path: str | Path) -> dict:
     if missing:
         raise ValueError(f"{path} is not a result record: missing {sorted(missing)}")
     return record
+
+
+def pinned(out: str | Path, key: str, wanted: str | None, resolve: Callable[[], str]) -> str:
+    """The setting ``key`` a grid in ``out`` pinned when it started (``grid.json``); a grid that pinned none pins
+    ``resolve()`` now. ``wanted``: what the caller asks for (None or ``"auto"``: whatever is pinned); asking for
+    another value than the pinned one is an error, so a grid that spans machines never mixes them."""
+    path = Path(out) / GRID
+    settings = load_result(path)["result"] if path.exists() else {}
+    if key not in settings:
+        settings[key] = wanted if wanted not in (None, "auto") else resolve()
+        write_record(path, settings, provenance(config={"pinned": key}))
+    elif wanted not in (None, "auto") and wanted != settings[key]:
+        raise ValueError(f"{out} pinned {key}={settings[key]!r} when it started ({path}); it cannot go on with "
+                         f"{key}={wanted!r}. Ask for {settings[key]!r} (or auto), or start the grid in a new folder.")
+    return settings[key]
 
 
 def pin_git_state() -> None:

@@ -1,11 +1,16 @@
-"""Statistics of seeds: a mean with its 95% Student-t interval, paired differences over seeds, and a verdict no
-stronger than the interval. The one t table in fkdlib."""
+"""Statistics of seeds: a mean with its 95% Student-t interval, paired differences over seeds, a verdict no
+stronger than the interval, and Holm's correction over a family of paired contrasts fixed in advance.
+Student's t comes from ``scipy.stats``."""
 from __future__ import annotations
 
+import math
 
-# two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+from scipy import stats as _scipy
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (the half-width factor of a 95% interval)."""
+    return float(_scipy.t.ppf(0.975, df))
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -21,8 +26,7 @@ def mean_ci95(values) -> tuple[float, float]:
     if n == 1:
         return mean, float("nan")
     sd = (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
-    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-    return mean, t * sd / n ** 0.5
+    return mean, t975(n - 1) * sd / n ** 0.5
 
 
 def mean_present(values) -> float:
@@ -64,3 +68,41 @@ def verdict(diff: dict, what: str) -> str:
             "below 0": "worse: the interval is below 0",
             "containing 0": "no difference shown: the interval contains 0"}[side(diff)]
     return f"{what}: {diff['mean']:+.2f} points [{lo:+.2f}, {hi:+.2f}] over {diff['n']} paired seeds ({call})"
+
+
+def paired_p(diff: dict) -> float:
+    """The two-sided p-value of a paired t-test of a ``paired_ci95`` result (H0: the mean difference is 0); NaN for
+    one seed. Every difference equal and non-zero gives 0; every difference 0 gives 1."""
+    diffs, n = diff["diffs"], diff["n"]
+    if n < 2:
+        return float("nan")
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(2 * _scipy.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+
+
+def holm(pvalues: dict, alpha: float = 0.05) -> dict:
+    """Holm's step-down correction over a family ``{name: p}``: ``{name: {"p", "p_holm", "reject"}}``.
+
+    Sorted ascending, the i-th smallest of m p-values is multiplied by m - i + 1 (i from 1), made non-decreasing
+    and capped at 1; a hypothesis is rejected where its adjusted value is at most ``alpha``. It controls the
+    family-wise error rate at ``alpha`` under any dependence between the contrasts.
+    """
+    order = sorted(pvalues, key=lambda k: pvalues[k])
+    m, running, out = len(order), 0.0, {}
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (m - i) * pvalues[name]))
+        out[name] = {"p": pvalues[name], "p_holm": running, "reject": running <= alpha}
+    return {name: out[name] for name in pvalues}
+
+
+def family(diffs: dict, alpha: float = 0.05) -> dict:
+    """The registered family's verdicts: per contrast its ``paired_ci95`` result with its paired-t p-value, Holm's
+    adjusted p-value over the whole family and a verdict (``"above 0"``, ``"below 0"`` or ``"not shown"``)."""
+    p = {k: paired_p(d) for k, d in diffs.items()}
+    adjusted = holm({k: 1.0 if math.isnan(v) else v for k, v in p.items()}, alpha)  # one seed: nothing rejected
+    return {k: {**d, **adjusted[k], "alpha": alpha,
+                "holm": ("above 0" if d["mean"] > 0 else "below 0") if adjusted[k]["reject"] else "not shown"}
+            for k, d in diffs.items()}

@@ -171,3 +171,79 @@ def test_the_fr_only_control_is_cross_entropy_plus_the_regulariser_and_needs_no_
     assert set(terms) == {"ce", "fr"}
     assert torch.allclose(terms["fr"], want_fr) and torch.allclose(terms["ce"], torch.nn.functional.cross_entropy(logits, y))
     assert Method("fr").lam_kd == 0.0 and not Method("fr").needs_teacher
+
+
+def _fake_norm_run(grid, method, seed, val, norm):
+    _fake_run(grid, method, seed, val)
+    path = grid.run_dir(method, seed) / "result.json"
+    rec = json.loads(path.read_text())
+    rec["result"]["final"]["feature_norm"] = norm
+    path.write_text(json.dumps(rec))
+
+
+def _converged(monkeypatch, tmp_path, **changes):
+    sizes = dict(config._SIZES["method_comparison_converged"]["smoke"], val_size=100_000, **changes)
+    monkeypatch.setitem(config._SIZES, "method_comparison_converged", {"smoke": sizes})
+    return comparison.ConvergedGrid("smoke", tmp_path)
+
+
+def test_a_search_whose_choice_is_an_edge_extends_past_it_until_the_choice_is_interior(tmp_path, monkeypatch):
+    grid = _converged(monkeypatch, tmp_path, methods=["kd"], seeds=[0, 1],
+                      tuning=dict(config._CONVERGED_TUNING, multipliers=[1.0, 3.0], max_extend=3))
+    peak = 0.1  # validation accuracy peaks at a tenth of RepDistiller's weight: two rungs below the grid
+    for _ in range(10):
+        todo, chosen = grid.plan()
+        tune = [(m, s) for role, m, s in todo if role == "tune"]
+        if not tune:
+            break
+        assert {s for _, s in tune} == {90}, "tuning runs use the tuning seed, never a final's"
+        for m, s in tune:
+            mult = m.lam_kd / 0.9
+            _fake_run(grid, m, s, 60.0 - 10 * abs(math.log10(mult / peak)))
+    table = grid.choices()[1]["kd"]
+    assert table["tried"] == pytest.approx([0.03, 0.1, 0.3, 1.0, 3.0]) and table["bracketed"]
+    assert chosen["kd"].lam_kd == pytest.approx(0.09)
+    assert {s for role, m, s in todo if role == "final"} == {0, 1}
+
+
+def test_an_extension_stops_at_max_extend_and_says_the_choice_is_not_bracketed(tmp_path, monkeypatch):
+    grid = _converged(monkeypatch, tmp_path, methods=["rkd"], seeds=[0],
+                      tuning=dict(config._CONVERGED_TUNING, multipliers=[1.0, 3.0], max_extend=1))
+    while tune := [m for role, m, s in grid.plan()[0] if role == "tune"]:
+        for m in tune:
+            _fake_run(grid, m, 90, 50.0 + m.lam_kd)  # bigger is always better
+    table = grid.choices()[1]["rkd"]
+    assert table["tried"] == [1.0, 3.0, 10.0] and table["run"] == "rkd_w10" and table["bracketed"] is False
+
+
+def test_tuning_seeds_that_are_final_seeds_are_refused(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="also final seeds"):
+        _converged(monkeypatch, tmp_path, seeds=[0, 90])
+
+
+def test_fkds_regulariser_climbs_until_it_moves_the_feature_norm_by_a_fifth(tmp_path, monkeypatch):
+    grid = _converged(monkeypatch, tmp_path, methods=["fkd"], seeds=[0],
+                      tuning=dict(config._CONVERGED_TUNING, fkd_lams=[30.0, 100.0], fr_lams=[1e-3, 1e-2],
+                                  max_extend=3))
+    nofr = [Method("fkd-nofr", lam_kd=lam) for lam in (30.0, 100.0)]
+    _fake_norm_run(grid, nofr[0], 90, 60.0, 4.0)
+    _fake_norm_run(grid, nofr[1], 90, 55.0, 4.0)
+    # no FR wins every time; a weight of w shrinks the norm by 10 w (0.001 -> 1%, 0.01 -> 10%, 0.03 -> 30%)
+    while tune := [m for role, m, s in grid.plan()[0] if role == "tune"]:
+        for m in tune:
+            _fake_norm_run(grid, m, 90, 59.0, 4.0 * (1 - 10 * m.lam_fr))
+    table = grid.choices()[1]["fkd"]
+    assert table["run"] == "fkd-nofr_w30" and table["tried"] == [1e-3, 1e-2, 3e-2] and table["bracketed"]
+
+
+def test_the_registered_family_is_judged_with_holm_only_once_every_final_is_in(tmp_path, monkeypatch):
+    grid = _converged(monkeypatch, tmp_path, seeds=[0, 1, 2], family=[["kd", "none"], ["rkd", "none"]])
+    by_seed = {"none": {0: 50.0, 1: 51.0, 2: 52.0}, "kd": {0: 53.0, 1: 54.1, 2: 54.9}, "rkd": {0: 50.0, 1: 51.5}}
+    pending = grid.registered_family(by_seed)["family"]
+    assert pending["complete"] is False and pending["results"] == {} and pending["tuning_seeds"] == [90, 91]
+    by_seed["rkd"][2] = 51.0
+    fam = grid.registered_family(by_seed)["family"]
+    assert fam["complete"] and fam["correction"] == "holm" and fam["contrasts"] == ["kd - none", "rkd - none"]
+    kd = fam["results"]["kd - none"]
+    assert kd["p_holm"] == pytest.approx(min(1.0, 2 * kd["p"])) or kd["p_holm"] >= kd["p"]
+    assert kd["holm"] == "above 0" and fam["results"]["rkd - none"]["holm"] == "not shown"

@@ -53,3 +53,33 @@ def test_clean_training_accuracy_is_scored_without_augmentation_at_the_scored_ep
     assert all(("train_clean_acc" in h) == ("test_acc" in h) for h in hist)
     # the training images are the test images here: in evaluation mode both are the same number
     assert all(h["train_clean_acc"] == h["test_acc"] for h in hist if "test_acc" in h)
+
+
+def test_a_method_whose_last_doubling_fails_doubles_again_and_the_regime_is_the_latest_pass(tmp_path):
+    from fkdlib.experiments.convergence import ConvergenceGrid
+    from fkdlib.records import write_record
+
+    methods = {"none": {"name": "none"}, "fkd": {"name": "fkd", "lam_kd": 30.0, "lam_fr": 0.0}}
+    grid = ConvergenceGrid("smoke", tmp_path, dict(epochs=[2, 4], max_epochs=16, seeds=[0, 1], methods=methods))
+    val = {"none": {2: 50.0, 4: 50.5, 8: 50.6}, "fkd": {2: 50.0, 4: 53.0, 8: 55.0, 16: 55.5}}
+
+    def finish(label, epochs):
+        for lab, method, e, s in grid.runs():
+            if lab == label and e == epochs:
+                write_record(grid.run_dir(method, e, s) / "result.json",
+                             {"status": "done", "final": {"val_acc": val[label][e] / 100 + s * 1e-3,
+                                                          "test_acc": 0.5}, "history": [], "wall_time_s": 1.0},
+                             {"config": {"data_label": "toy"}})
+
+    assert sorted({(lab, e) for lab, _, e, _ in grid.runs()}) == [("fkd", 2), ("fkd", 4), ("none", 2), ("none", 4)]
+    for label in methods:
+        for e in (2, 4):
+            finish(label, e)
+    # none passed 2 -> 4 (+0.5): it stops; fkd failed (+3): it doubles to 8, then 16 after 4 -> 8 fails (+2)
+    assert grid.budgets("none") == [2, 4] and grid.budgets("fkd") == [2, 4, 8]
+    finish("fkd", 8)
+    assert grid.budgets("fkd") == [2, 4, 8, 16] and grid.runs()[0][2] == 16
+    finish("fkd", 16)
+    summary = grid.summarize()
+    assert summary["converged_from"] == {"none": 2, "fkd": 8} and summary["regime_epochs"] == 8
+    assert grid.budgets("fkd") == [2, 4, 8, 16]  # max_epochs caps the doubling

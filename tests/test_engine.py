@@ -155,7 +155,11 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
 def test_precision_auto_picks_the_devices_fast_dtype(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(amp, "cpu_bf16_faster", lambda: True)
     assert amp.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(amp, "cpu_bf16_faster", lambda: False)  # native but measured slower: float32
+    assert amp.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(amp, "cpu_bf16_faster", lambda: True)
     monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: False)
     assert amp.resolve_precision("auto", cpu) == "fp32"
     assert amp.resolve_precision("auto", torch.device("mps")) == "fp32"
@@ -166,3 +170,17 @@ def test_precision_auto_picks_the_devices_fast_dtype(monkeypatch):
     with pytest.raises(ValueError, match="unknown precision"):
         amp.resolve_precision("fp8", cpu)
     assert not amp.grad_scaler(cpu, "bf16").is_enabled() and amp.grad_scaler(cpu, "fp16").is_enabled()
+
+
+def test_a_grid_pins_its_precision_when_it_starts_and_refuses_another(tmp_path):
+    from fkdlib.records import GRID, pinned
+
+    calls = []
+    assert pinned(tmp_path, "precision", "auto", lambda: calls.append(1) or "bf16") == "bf16"
+    assert (tmp_path / GRID).exists() and calls == [1]
+    # later, on a machine whose auto would say fp32: the pinned value, without resolving again
+    assert pinned(tmp_path, "precision", "auto", lambda: calls.append(2) or "fp32") == "bf16" and calls == [1]
+    assert pinned(tmp_path, "precision", "bf16", lambda: "fp32") == "bf16"
+    with pytest.raises(ValueError, match="pinned precision='bf16'.*cannot go on with precision='fp32'"):
+        pinned(tmp_path, "precision", "fp32", lambda: "fp32")
+    assert pinned(tmp_path / "other", "precision", "fp32", lambda: "bf16") == "fp32"  # an explicit ask is pinned

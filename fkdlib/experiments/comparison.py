@@ -6,11 +6,13 @@ chosen lambda_KD; the FR-only control uses FKD's chosen regulariser. ``study`` a
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..distill.methods import Method, weight_candidates
 from . import config
-from .tuning import TunedGrid, run_to_summary
+from ..records import final
+from .tuning import TunedGrid, ladder, run_to_summary
 
 # the paired differences every summary reports: (a, b) means a - b
 CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr"), ("fkd", "fr"),
@@ -21,7 +23,7 @@ def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
     """The weights tried for ``method``; None while they depend on a choice not made yet (``chosen``: name -> Method)."""
     if method == "none":
         return [Method("none")]
-    if method in ("kd", "rkd", "sp", "fkd-nofr"):
+    if method in ("kd", "rkd", "sp", "crd", "fkd-nofr"):
         return weight_candidates(method, tuning["multipliers"], tuning["fkd_lams"])
     if method == "fkd":
         if "fkd-nofr" not in chosen:
@@ -39,6 +41,10 @@ def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
     raise ValueError(f"no tuning rule for method {method!r}")
 
 
+# the searches' axes: a baseline's weight as a multiple of RepDistiller's, FKD-without-FR's lambda_KD, FKD's lambda_FR
+_WEIGHT_SEARCHES = ("kd", "rkd", "sp", "crd")
+
+
 class Grid(TunedGrid):
     """The method comparison: per method its weights chosen on validation (FKD's regulariser at FKD-without-FR's
     chosen lambda_KD; the FR-only control with FKD's regulariser), then every method at paired seeds."""
@@ -49,7 +55,7 @@ class Grid(TunedGrid):
     def stages(self):
         """``(key, candidates or None)`` per choice, in the order they are made, given ``chosen`` so far (a generator
         sent nothing: it reads ``self._chosen``). The method comparison: the longest chain of choices first."""
-        for name in ["fkd-nofr", "fkd", "fr", "none", "kd", "rkd", "sp"]:
+        for name in ["fkd-nofr", "fkd", "fr", "none", "kd", "rkd", "sp", "crd"]:
             wanted = name in self.cfg["methods"] or (name == "fkd-nofr" and "fkd" in self.cfg["methods"])
             if wanted:
                 yield name, candidates(name, self.tuning, self._chosen)
@@ -60,6 +66,41 @@ class Grid(TunedGrid):
             with_fr = [t for t in table["rounds"][0] if t["method"]["lam_fr"] > 0]
             best_fr = max(with_fr, key=lambda t: sum(t["val_acc"].values()))
             chosen["fkd-best-fr"] = next(c for c in cands if self.name(c) == best_fr["run"])
+
+    def axis(self, key: str, cand: Method) -> float | None:
+        if key in _WEIGHT_SEARCHES:
+            return float(f"{cand.lam_kd / Method(cand.name).lam_kd:.6g}")
+        if key == "fkd-nofr":
+            return cand.lam_kd
+        if key == "fkd":
+            return cand.lam_fr or None  # no FR is the search's floor, not a value on its ladder
+        return None
+
+    def at(self, key: str, cand: Method, value: float) -> Method:
+        if key in _WEIGHT_SEARCHES:
+            return replace(cand, lam_kd=float(f"{value * Method(cand.name).lam_kd:.6g}"))
+        return replace(cand, **{"lam_kd" if key == "fkd-nofr" else "lam_fr": value})
+
+    def beyond(self, key: str, cands: list, pick: Method) -> list:
+        """Past the edge of a search (``TunedGrid.beyond``); FKD's regulariser also climbs while its largest weight
+        changes the student's mean feature norm by less than ``tuning["fr_min_norm_change"]`` (a fraction) against
+        FKD without FR on the first tuning seed, so that the FR ablation tests a regulariser that acts."""
+        more = super().beyond(key, cands, pick)
+        floor = self.tuning.get("fr_min_norm_change")
+        if more or key != "fkd" or not floor:
+            return more
+        top = max((c for c in cands if c.lam_fr > 0), key=lambda c: c.lam_fr, default=None)
+        base = next((c for c in cands if c.lam_fr == 0), None)
+        if top is None or base is None or self.fr_norm_change(top, base) >= floor:
+            return []
+        grown = sum(c.lam_fr > max(self.tuning["fr_lams"]) for c in cands)
+        return [self.at(key, top, ladder(top.lam_fr, True))] if grown < self.tuning.get("max_extend", 0) else []
+
+    def fr_norm_change(self, cand: Method, base: Method) -> float:
+        """|feature norm(cand) / feature norm(base) - 1| at the end of their runs on the first tuning seed."""
+        seed = self.tuning_seeds[0]
+        norms = [self.record(c, seed)["result"]["final"].get("feature_norm") for c in (cand, base)]
+        return abs(norms[0] / norms[1] - 1) if None not in norms and norms[1] else float("inf")
 
     def study(self, chosen: dict) -> list:
         """Runs beyond the finals (notebook 03's lambda study) on the first ``study_seeds`` seeds."""
@@ -76,6 +117,30 @@ class Grid(TunedGrid):
                 "protocol": {"plain_last_two_epochs_gain": plain.get("last_two_epochs_gain"),
                              "plain_train_minus_test": (plain["train_acc"] - plain["mean"]) if plain else None,
                              "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None}}
+
+
+class ConvergedGrid(Grid):
+    """The method comparison in the regime the paper tests (``config``'s ``method_comparison_converged``): students
+    trained as long as the doubling test says, tuned on seeds of their own with searches that bracket, judged by a
+    family of contrasts fixed in advance with Holm's correction. It shares the method comparison's teacher."""
+
+    experiment = "method_comparison_converged"
+
+    def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
+        """The teacher's validation accuracy and the regime's evidence: the doubling test of the pilots and the plain
+        student's clean training accuracy and distance below its teacher in the finals."""
+        from .catalog import experiment_dir
+        from ..records import load_result
+
+        pilots = experiment_dir("convergence", self.scale) / "summary.json"
+        doubling = load_result(pilots)["result"] if pilots.exists() else None
+        plain = methods.get("none", {})
+        return {"teacher_val_acc": 100 * teacher["result"]["final"].get("val_acc", float("nan")),
+                "protocol": {"epochs": self.recipe(None).epochs, "milestones": list(self.recipe(None).milestones),
+                             "doubling": None if doubling is None else {"regime_epochs": doubling["regime_epochs"],
+                                                                        "tests": doubling["doubling"]},
+                             "plain_train_clean_acc": plain.get("train_clean_acc"),
+                             "teacher_minus_plain": (final(teacher) - plain["mean"]) if plain else None}}
 
 
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,

@@ -89,10 +89,24 @@ class ConvergenceGrid:
     def recipe(self, epochs: int):
         return budget_recipe(self.proto, epochs, self.cfg["fractions"], self.cfg["eval_every"])
 
+    def budgets(self, label: str) -> list[int]:
+        """The budgets ``label`` trains at: ``epochs``, then one more doubling while the last doubling of every seed
+        is in and fails, up to ``max_epochs`` (a method that passes early is not trained longer)."""
+        m = pilot_methods(self.cfg)[label]
+        budgets = sorted(self.cfg["epochs"])
+        while 2 * budgets[-1] <= self.cfg.get("max_epochs", budgets[-1]):
+            a, b = budgets[-2:]
+            recs = [{s: r for s in self.cfg["seeds"] if (r := done_record(self.run_dir(m, e, s)))} for e in (a, b)]
+            if any(len(r) < len(self.cfg["seeds"]) for r in recs) or doubling_test(
+                    *recs, self.cfg["tolerance"])["converged"]:
+                break
+            budgets.append(2 * b)
+        return budgets
+
     def runs(self) -> list[tuple[str, Method, int, int]]:
         """``(label, method, epochs, seed)`` of every pilot, the longest first."""
-        return [(label, m, e, s) for e in sorted(self.cfg["epochs"], reverse=True) for s in self.cfg["seeds"]
-                for label, m in pilot_methods(self.cfg).items()]
+        return sorted(((label, m, e, s) for label, m in pilot_methods(self.cfg).items() for e in self.budgets(label)
+                       for s in self.cfg["seeds"]), key=lambda r: -r[2])
 
     def todo(self) -> list[runner.Run]:
         if not finished(self.teacher_dir):
@@ -121,24 +135,25 @@ class ConvergenceGrid:
 
     def summarize(self) -> dict:
         """Write ``summary.json``: per method and budget the final accuracies of every seed, the curves, and the
-        doubling test of each consecutive pair of budgets; ``regime``: the shortest budget that passes for every
-        method (None while none does)."""
-        methods, tests = {}, {}
-        budgets = sorted(self.cfg["epochs"])
+        doubling test of each consecutive pair of budgets; ``converged_from``: each method's shortest budget whose
+        doubling passes; ``regime_epochs``: the largest of those (None while a method has not passed)."""
+        methods, tests, first = {}, {}, {}
         for label, m in pilot_methods(self.cfg).items():
+            budgets = self.budgets(label)
             recs = {e: {s: r for s in self.cfg["seeds"] if (r := done_record(self.run_dir(m, e, s)))}
                     for e in budgets}
             methods[label] = {"method": m.to_dict(), "budgets": {e: _budget_row(recs[e]) for e in budgets if recs[e]}}
             tests[label] = {f"{a} -> {b}": doubling_test(recs[a], recs[b], self.cfg["tolerance"])
                             for a, b in zip(budgets, budgets[1:]) if b == 2 * a and set(recs[a]) & set(recs[b])}
-        regime = next((a for a, b in zip(budgets, budgets[1:])
-                       if all(tests[label].get(f"{a} -> {b}", {}).get("converged") for label in tests)), None)
-        data = next((r["provenance"]["config"]["data_label"] for e in budgets for s in self.cfg["seeds"]
-                     for m in pilot_methods(self.cfg).values() if (r := done_record(self.run_dir(m, e, s)))), None)
+            first[label] = next((int(k.split(" -> ")[0]) for k, t in tests[label].items() if t["converged"]), None)
+        regime = None if None in first.values() else max(first.values())
+        data = next((r["provenance"]["config"]["data_label"] for label, m in pilot_methods(self.cfg).items()
+                     for e in self.budgets(label) for s in self.cfg["seeds"]
+                     if (r := done_record(self.run_dir(m, e, s)))), None)
         summary = {"experiment": EXPERIMENT, "scale": self.scale, "protocol": self.cfg["protocol"],
                    "student": self.proto["student"], "num_train": self.proto.get("train_size"), "data": data,
                    "seeds": self.cfg["seeds"], "fractions": self.cfg["fractions"], "tolerance": self.cfg["tolerance"],
-                   "methods": methods, "doubling": tests, "regime_epochs": regime, "runs": run_names(self.out),
+                   "methods": methods, "doubling": tests, "converged_from": first, "regime_epochs": regime, "runs": run_names(self.out),
                    **({"overrides": self.overrides} if self.overrides else {})}
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg, "protocol": self.proto}))
         return summary

@@ -1,10 +1,14 @@
 """Grids whose weights are chosen on validation, then trained at paired seeds (docs/paper.md §3).
 
 1. One teacher (``teacher_<arch>/``).
-2. Tuning: every candidate of a choice trains with seed 0 and is scored on the held-out validation split. The
-   candidate with the best mean validation accuracy is chosen; when its margin over the runner-up is under twice
-   the validation standard error, the contenders within that margin get another seed (up to
-   ``tuning["max_seeds"]``) before the choice is made. The test set plays no part in any choice.
+2. Tuning: every candidate of a choice trains with the first tuning seed and is scored on the held-out validation
+   split. The candidate with the best mean validation accuracy is chosen; when its margin over the runner-up is
+   under twice the validation standard error, the contenders within that margin get another tuning seed (up to
+   ``tuning["max_seeds"]``) before the choice is made. A search whose choice is the smallest or largest value it
+   tried on its axis (a weight) tries the next value past that edge (``beyond``), up to ``tuning["max_extend"]``
+   times a side, until the choice is interior: a search that brackets. The tuning seeds are ``cfg["tuning_seeds"]``,
+   which no final uses (grids without them tune on their first final seeds, as before). The test set plays no part
+   in any choice.
 3. Finals: the chosen candidate of every method at every seed. Seed s gives every method the same initial weights
    and batch order, so methods are compared by paired differences (``stats.paired_ci95``).
 
@@ -20,8 +24,10 @@ import math
 from pathlib import Path
 
 from ..distill.methods import Method
-from ..records import done_record, final, finished, provenance, run_names, run_record, write_record
-from ..stats import mean_ci95, mean_present, paired_ci95
+from ..device import get_device
+from ..engine.amp import resolve_precision
+from ..records import done_record, final, finished, pinned, provenance, run_names, run_record, write_record
+from ..stats import family, mean_ci95, mean_present, paired_ci95
 from . import config, runner
 from .splits import comparison_data
 
@@ -66,7 +72,14 @@ class TunedGrid:
         self.scale, self.out, self.overrides = scale, out, dict(overrides or {})
         self.cfg = config.sizes(self.experiment, scale, **self.overrides)
         self.tuning, self.seeds = self.cfg["tuning"], self.cfg["seeds"]
+        self.tuning_seeds = self.cfg.get("tuning_seeds") or self.seeds
+        overlap = set(self.cfg.get("tuning_seeds") or ()) & set(self.seeds)
+        if overlap:
+            raise ValueError(f"{self.experiment}: tuning seeds {sorted(overlap)} are also final seeds")
         self.teacher_dir = out / f"teacher_{self.cfg['teacher']}"
+        if self.cfg.get("teacher_from"):  # another grid's teacher, shared (that grid trains it)
+            from .catalog import experiment_dir
+            self.teacher_dir = experiment_dir(self.cfg["teacher_from"], scale) / f"teacher_{self.cfg['teacher']}"
 
     def name(self, cand) -> str:
         return run_name(cand)
@@ -92,6 +105,31 @@ class TunedGrid:
     def chosen_extra(self, key: str, table: dict, cands: list, chosen: dict) -> None:
         """What else the choice ``key`` settles (added to ``chosen``)."""
 
+    def axis(self, key: str, cand) -> float | None:
+        """Where ``cand`` sits on the axis the search ``key`` walks (a weight), or None if it is not on it."""
+        return None
+
+    def at(self, key: str, cand, value: float):
+        """The candidate like ``cand`` at ``value`` on the search's axis."""
+        raise NotImplementedError
+
+    def beyond(self, key: str, cands: list, pick) -> list:
+        """Candidates past the edge of the search ``key`` when its choice ``pick`` is the smallest or largest value
+        of its axis that was tried (the next value of ``ladder``), else none. ``tuning["max_extend"]`` (default 0:
+        searches as given) caps how many values a side may add beyond the original grid."""
+        limit, value = self.tuning.get("max_extend", 0), self.axis(key, pick)
+        on_axis = [v for c in cands if (v := self.axis(key, c)) is not None]
+        if not limit or len(on_axis) < 2:
+            return []
+        first = self._first_grid.setdefault(key, (min(on_axis), max(on_axis)))
+        if value is None:  # the choice is off the axis (FKD's regulariser: none)
+            return []
+        for up, edge in ((False, min(on_axis)), (True, max(on_axis))):
+            added = sum(v > first[1] if up else v < first[0] for v in on_axis)
+            if value == edge and added < limit:
+                return [self.at(key, pick, ladder(value, up))]
+        return []
+
     def study(self, chosen: dict) -> list:
         """``(candidate, seed)`` runs beyond the finals."""
         return []
@@ -103,16 +141,28 @@ class TunedGrid:
     def choices(self) -> tuple[dict, dict, list]:
         """``(chosen, tables, wanted)``: the candidate chosen per key so far, each key's tuning rounds and
         choice, and the ``(candidate, seed)`` tuning runs still wanted, in the order to run them."""
-        self._chosen, tables, wanted = {}, {}, []
+        self._chosen, tables, wanted, self._first_grid = {}, {}, [], {}
         chosen = self._chosen
         for key, cands in self.stages():
             if cands is None:
                 continue
-            table, missing = self._settle(cands)
+            while True:
+                table, missing = self._settle(cands)
+                if missing:
+                    wanted += missing
+                    break
+                pick = next(c for c in cands if self.name(c) == table["run"])
+                more = [c for c in self.beyond(key, cands, pick) if self.name(c) not in {self.name(d) for d in cands}]
+                if not more:
+                    break
+                cands = cands + more
             if missing:
-                wanted += missing
                 continue
-            chosen[key] = next(c for c in cands if self.name(c) == table["run"])
+            if key in self._first_grid:
+                table["tried"] = sorted(v for c in cands if (v := self.axis(key, c)) is not None)
+                value = self.axis(key, pick)
+                table["bracketed"] = value is None or min(table["tried"]) < value < max(table["tried"])
+            chosen[key] = pick
             tables[key] = table
             self.chosen_extra(key, table, cands, chosen)
         return chosen, tables, wanted
@@ -121,7 +171,7 @@ class TunedGrid:
         """``(table, missing)``: the choice among ``cands`` with every round of validation runs that made it, or
         the runs still missing. Round 1 is seed 0 for every candidate; while the winner's margin is under twice
         the validation standard error, the contenders get one more seed, up to ``tuning["max_seeds"]``."""
-        pool, seeds, rounds = cands, self.seeds[:1], []
+        pool, seeds, rounds = cands, self.tuning_seeds[:1], []
         while True:
             missing = [(c, s) for c in pool for s in seeds if self.val_acc(c, s) is None]
             if missing:
@@ -133,10 +183,10 @@ class TunedGrid:
                 return {"run": self.name(pool[0]), "rounds": rounds, "margin": None, "two_se": None,
                         "clear": None}, []
             pick = choose(tries, self.cfg["val_size"])
-            if pick["clear"] or len(seeds) >= min(self.tuning["max_seeds"], len(self.seeds)):
+            if pick["clear"] or len(seeds) >= min(self.tuning["max_seeds"], len(self.tuning_seeds)):
                 return {**pick, "rounds": rounds}, []
             pool = [c for c in pool if self.name(c) in pick["contenders"]]
-            seeds = self.seeds[:len(seeds) + 1]
+            seeds = self.tuning_seeds[:len(seeds) + 1]
 
     def plan(self) -> tuple[list[tuple[str, object, int]], dict]:
         """``(jobs, chosen)``: the ``(role, candidate, seed)`` runs not finished yet, most urgent first (tuning
@@ -195,6 +245,8 @@ class TunedGrid:
             rows[name] = {"run": self.name(chosen[name]), "method": self.describe(chosen[name]),
                           "test_acc": by_seed[name], "mean": mean, "ci95": ci, "n": len(recs),
                           "train_acc": mean_present(100 * f["train_acc"] for f in finals),
+                          **({"train_clean_acc": mean_present(100 * f["train_clean_acc"] for f in finals)}
+                             if any("train_clean_acc" in f for f in finals) else {}),
                           "val_acc": mean_present(100 * f["val_acc"] for f in finals),
                           "train_ce": mean_present(f["train_ce"] / gamma for f in finals),  # unweighted
                           "kernel_distance": mean_present(f.get("kernel_distance") for f in finals),
@@ -231,6 +283,7 @@ class TunedGrid:
         methods, by_seed = self.final_rows(chosen)
         paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in self.contrasts
                   if by_seed.get(a) and by_seed.get(b)}
+        registered = self.registered_family(by_seed)
         t_cfg = teacher["provenance"]["config"]
         summary = {"experiment": self.experiment, "scale": self.scale, "teacher": self.cfg["teacher"],
                    "student": self.cfg["student"], "data": t_cfg["data_label"],
@@ -239,6 +292,7 @@ class TunedGrid:
                    "tuning": tables, "methods": methods, "paired": paired,
                    "order": {"methods": list(methods), "paired": list(paired)},  # the JSON file sorts its keys
                    "runs": run_names(self.out), **({"overrides": self.overrides} if self.overrides else {}),
+                   **registered,
                    **self.summary_extra(teacher, methods, chosen)}
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg}))
         return summary
@@ -247,9 +301,37 @@ class TunedGrid:
         """What a grid's summary adds to the common one."""
         return {}
 
+    def registered_family(self, by_seed: dict) -> dict:
+        """The contrasts fixed before the first final (``cfg["family"]``: ``[a, b]`` pairs, ``cfg["alpha"]``), each
+        with its paired interval, paired-t p-value and Holm-adjusted verdict over the whole family (``stats.family``);
+        ``{}`` for a grid without one. A contrast whose finals are not all in yet is listed as pending, and the
+        family is judged only once every contrast has every final seed; ``paired`` holds the rest: exploratory."""
+        if not self.cfg.get("family"):
+            return {}
+        names = {f"{a} - {b}": (a, b) for a, b in self.cfg["family"]}
+        complete = all(len(by_seed.get(m, {})) == len(self.seeds) for pair in names.values() for m in pair)
+        judged = family({k: paired_ci95(by_seed[a], by_seed[b]) for k, (a, b) in names.items()},
+                        self.cfg["alpha"]) if complete else {}
+        return {"family": {"contrasts": list(names), "alpha": self.cfg["alpha"], "correction": "holm",
+                           "seeds": self.seeds, "tuning_seeds": self.tuning_seeds, "why": self.cfg.get("family_why"),
+                           "complete": complete, "results": judged}}
+
+
+def ladder(value: float, up: bool) -> float:
+    """The next value of the 1-3-10 ladder (..., 0.1, 0.3, 1, 3, 10, 30, ...) above or below ``value``; a value
+    off the ladder (0.333 = 1/3) moves to the nearest ladder value at least twice as far (1 above, 0.1 below)."""
+    if value <= 0:
+        raise ValueError(f"a search's axis is positive, got {value}")
+    rungs = [m * 10.0 ** e for e in range(math.floor(math.log10(value)) - 1, math.floor(math.log10(value)) + 2)
+             for m in (1, 3)]
+    pick = min(r for r in rungs if r > 2 * value) if up else max(r for r in rungs if r < value / 2)
+    return float(f"{pick:.6g}")
+
 
 def run_to_summary(grid, data_root=None, device=None, progress=None, precision: str = "auto", **executor) -> dict:
     """Any grid with ``todo``/``execute``/``summarize`` through ``runner.run_grid``; its summary (also written)."""
+    if grid.todo():  # a grid with runs to train pins its arithmetic (one precision per grid, whatever machine)
+        precision = pinned(grid.out, "precision", precision, lambda: resolve_precision(precision, get_device(device)))
     parallel = (executor.get("workers") or 1) > 1 or executor.get("ray")
     options = dict(data_root=str(data_root) if data_root else None, device=str(device) if device else None,
                    progress=False if parallel else progress, precision=precision)

@@ -154,7 +154,7 @@ def save(obj, path: str | Path) -> Path:
     path = Path(path)
     record = plain(obj, path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     torch.save(record, tmp)
     os.replace(tmp, path)
     return path

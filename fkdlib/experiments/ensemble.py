@@ -60,7 +60,7 @@ class EnsembleGrid:
 
     def __init__(self, scale: str, out: Path, overrides: dict | None = None):
         self.scale, self.out, self.overrides = scale, Path(out), dict(overrides or {})
-        self.cfg = config.sizes(EXPERIMENT, scale, **self.overrides)
+        self.cfg = config.sizes(self.experiment, scale, **self.overrides)
         self.proto = config.sizes(self.cfg["protocol"], scale)
         self.teacher_dirs = teacher_dirs(self.out, self.cfg)
         self._data = self._teachers = None
@@ -168,3 +168,90 @@ def summarize(scale: str, out: Path | None = None, overrides: dict | None = None
         summary["overrides"] = overrides
     write_record(out / "summary.json", summary, provenance(config={"sizes": cfg, "protocol": proto}))
     return summary
+
+
+CONVERGED = "ensemble_size_converged"
+DIVERSITY = "teacher_diversity.json"  # the teachers' diversity record, written before any student
+
+
+class ConvergedEnsembleGrid(EnsembleGrid):
+    """Ensemble size in the regime the paper tests (``config``'s ``ensemble_size_converged``): the teachers are the
+    students' architecture trained with the converged method comparison's recipe on its data, each with its own
+    seed. Before any student, ``teacher_diversity.json`` records how much they differ (``engine.diversity``), and
+    the grid is valid only if the ensemble of the most teachers beats the teachers' mean accuracy by ``min_gain``
+    points: below that the E > 1 targets are nearly the E = 1 target and "more teachers help" is not tested, so no
+    student is trained and the summary says so. Students then wait for the weights the method comparison chooses
+    on validation in the same regime (``weights_from``)."""
+
+    experiment = CONVERGED
+
+    def valid(self) -> bool | None:
+        """Whether the teachers differ enough (None before their diversity is recorded)."""
+        if not (self.out / DIVERSITY).exists():
+            return None
+        return load_result(self.out / DIVERSITY)["result"]["gain"] >= self.cfg["min_gain"]
+
+    def weights(self) -> dict | None:
+        """KD's and FKD's weights as the method comparison in this regime chose them; None until it has."""
+        from .catalog import experiment_dir
+
+        path = experiment_dir(self.cfg["weights_from"], self.scale) / "summary.json"
+        if not path.exists():
+            return None
+        methods = load_result(path)["result"].get("methods", {})
+        if not all("method" in methods.get(k, {}) for k in ("kd", "fkd")):
+            return None
+        return {k: {a: v for a, v in methods[k]["method"].items() if a != "name"} for k in ("kd", "fkd")}
+
+    def todo(self) -> list[runner.Run]:
+        waiting = [runner.Run(str(d.relative_to(self.out)), "teacher", None, s)
+                   for s, d in zip(self.cfg["teacher_seeds"], self.teacher_dirs) if not finished(d)]
+        if waiting:
+            return waiting
+        if self.valid() is None:
+            return [runner.Run(DIVERSITY, "diversity")]
+        return []  # the students' stage (once valid() and weights() allow them) is not built yet
+
+    def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
+        from ..engine.diversity import diversity
+
+        if run.role != "diversity":
+            return super().execute(run, data_root, device, progress, precision)
+        if self._data is None:
+            self._data = comparison_data(self.proto, data_root)
+        models = [load_teacher(d / MODEL, device=device or "cpu").model for d in self.teacher_dirs]
+        record = diversity(models, self._data["test"], self.cfg["E"], self.cfg["kernel_images"], device=device)
+        write_record(self.out / DIVERSITY, record,
+                     provenance(config={"sizes": self.cfg, "teachers": [d.name for d in self.teacher_dirs]}))
+
+    def summarize(self) -> dict:
+        """Write ``summary.json``: the teachers (test, validation and clean training accuracy), their diversity,
+        the validity verdict and what the grid waits for."""
+        teachers = {d.name: {k: final(rec, k) for k in ("test_acc", "val_acc", "train_clean_acc")}
+                    for d in self.teacher_dirs if (rec := done_record(d)) is not None}
+        div = load_result(self.out / DIVERSITY)["result"] if (self.out / DIVERSITY).exists() else None
+        valid = self.valid()
+        state = ("training teachers" if len(teachers) < len(self.teacher_dirs) else "measuring diversity"
+                 if valid is None else f"not valid: the ensemble gains {div['gain']:.2f} points, under "
+                 f"{self.cfg['min_gain']}; change the regime before training students" if not valid
+                 else "valid; students wait for the method comparison's weights" if self.weights() is None
+                 else "valid; the students' stage is not built yet")
+        summary = {"experiment": CONVERGED, "scale": self.scale, "protocol": self.cfg["protocol"],
+                   "arch": self.proto["student"], "E": self.cfg["E"], "min_gain": self.cfg["min_gain"],
+                   "teachers": teachers, "diversity": div, "valid": valid, "state": state,
+                   "family": self.cfg["family"], "alpha": self.cfg["alpha"], "seeds": self.cfg["seeds"],
+                   "runs": run_names(self.out, "*/*"), **({"overrides": self.overrides} if self.overrides else {})}
+        write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg, "protocol": self.proto}))
+        return summary
+
+
+def run_converged(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
+                  precision: str = "auto", overrides: dict | None = None, **executor) -> dict:
+    """``ConvergedEnsembleGrid`` through the runner, as ``run``."""
+    from .tuning import run_to_summary
+    from .catalog import experiment_dir
+
+    scale = config.get_scale(scale)
+    grid = ConvergedEnsembleGrid(scale, Path(out or experiment_dir(CONVERGED, scale, overrides)), overrides)
+    return run_to_summary(grid, data_root=data_root, device=device, progress=progress, precision=precision,
+                          **executor)

@@ -9,7 +9,8 @@ from fkdlib.models.teachers import load_teacher
 
 
 def test_diversity_comes_first_and_the_gain_gates_the_students(tmp_path):
-    summary = ensemble.run_converged("smoke", out=tmp_path, overrides=dict(min_gain=100.0))
+    summary = ensemble.run("smoke", out=tmp_path, overrides=dict(min_gain=100.0),
+                           grid_class=ensemble.ConvergedEnsembleGrid)
     cfg = sizes("ensemble_size_converged", "smoke")
     record = json.loads((tmp_path / ensemble.DIVERSITY).read_text())
     assert record["provenance"]["config"]["teachers"] == ["none_s100", "none_s101"]

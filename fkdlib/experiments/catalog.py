@@ -126,8 +126,8 @@ def ensemble_size_converged(scale: str | None = None, data_root=None, device=Non
     from . import ensemble as grid
 
     executor, overrides = _split(kw)
-    return grid.run_converged(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                              overrides=overrides, **executor)
+    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                    overrides=overrides, grid_class=grid.ConvergedEnsembleGrid, **executor)
 
 
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,

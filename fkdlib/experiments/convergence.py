@@ -137,7 +137,7 @@ class ConvergenceGrid:
         """Write ``summary.json``: per method and budget the final accuracies of every seed, the curves, and the
         doubling test of each consecutive pair of budgets; ``converged_from``: each method's shortest budget whose
         doubling passes; ``regime_epochs``: the largest of those (None while a method has not passed)."""
-        methods, tests, first = {}, {}, {}
+        methods, tests, first, data = {}, {}, {}, None
         for label, m in pilot_methods(self.cfg).items():
             budgets = self.budgets(label)
             recs = {e: {s: r for s in self.cfg["seeds"] if (r := done_record(self.run_dir(m, e, s)))}
@@ -146,14 +146,14 @@ class ConvergenceGrid:
             tests[label] = {f"{a} -> {b}": doubling_test(recs[a], recs[b], self.cfg["tolerance"])
                             for a, b in zip(budgets, budgets[1:]) if b == 2 * a and set(recs[a]) & set(recs[b])}
             first[label] = next((int(k.split(" -> ")[0]) for k, t in tests[label].items() if t["converged"]), None)
+            data = data or next((r["provenance"]["config"]["data_label"] for e in budgets for r in recs[e].values()),
+                                None)
         regime = None if None in first.values() else max(first.values())
-        data = next((r["provenance"]["config"]["data_label"] for label, m in pilot_methods(self.cfg).items()
-                     for e in self.budgets(label) for s in self.cfg["seeds"]
-                     if (r := done_record(self.run_dir(m, e, s)))), None)
         summary = {"experiment": EXPERIMENT, "scale": self.scale, "protocol": self.cfg["protocol"],
                    "student": self.proto["student"], "num_train": self.proto.get("train_size"), "data": data,
                    "seeds": self.cfg["seeds"], "fractions": self.cfg["fractions"], "tolerance": self.cfg["tolerance"],
-                   "methods": methods, "doubling": tests, "converged_from": first, "regime_epochs": regime, "runs": run_names(self.out),
+                   "methods": methods, "doubling": tests, "converged_from": first, "regime_epochs": regime,
+                   "runs": run_names(self.out),
                    **({"overrides": self.overrides} if self.overrides else {})}
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg, "protocol": self.proto}))
         return summary

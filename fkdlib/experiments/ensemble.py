@@ -84,9 +84,7 @@ class EnsembleGrid:
             runner.train_or_reuse(self.proto["student"], data["train"], data["test"], recipe, self.out / run.name,
                                   seed=run.seed, **common)
             return
-        if self._teachers is None:
-            self._teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in self.teacher_dirs]
-        teachers = self._teachers
+        teachers = self.teachers(device)
         if run.role == "ensembles":
             loader = DeviceLoader(data["test"].X, data["test"].y, recipe.eval_batch_size, train=False,
                                   mean=data["test"].mean, std=data["test"].std, device=device)
@@ -99,19 +97,27 @@ class EnsembleGrid:
                               method=method, teachers=teachers[:E] if E else teachers[:1], seed=run.seed,
                               teacher_cache=self._cache, **common)
 
+    def teachers(self, device=None) -> list:
+        """The trained teachers, loaded once per process."""
+        if self._teachers is None:
+            self._teachers = [load_teacher(d / MODEL, device=device or "cpu") for d in self.teacher_dirs]
+        return self._teachers
+
     def summarize(self) -> dict:
         return summarize(self.scale, self.out, self.overrides)
 
 
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-        precision: str = "auto", overrides: dict | None = None, **executor) -> dict:
+        precision: str = "auto", overrides: dict | None = None, grid_class: type | None = None, **executor) -> dict:
     """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise;
-    ``executor`` as ``comparison.run`` (``workers=N``, ``ray=...``)."""
+    ``grid_class``: ``EnsembleGrid`` (the default) or ``ConvergedEnsembleGrid``; ``executor`` as ``comparison.run``
+    (``workers=N``, ``ray=...``)."""
     from .tuning import run_to_summary
     from .catalog import experiment_dir
 
+    grid_class = grid_class or EnsembleGrid
     scale = config.get_scale(scale)
-    grid = EnsembleGrid(scale, Path(out or experiment_dir(EXPERIMENT, scale, overrides)), overrides)
+    grid = grid_class(scale, Path(out or experiment_dir(grid_class.experiment, scale, overrides)), overrides)
     return run_to_summary(grid, data_root=data_root, device=device, progress=progress, precision=precision,
                           **executor)
 
@@ -219,8 +225,7 @@ class ConvergedEnsembleGrid(EnsembleGrid):
             return super().execute(run, data_root, device, progress, precision)
         if self._data is None:
             self._data = comparison_data(self.proto, data_root)
-        models = [load_teacher(d / MODEL, device=device or "cpu").model for d in self.teacher_dirs]
-        record = diversity(models, self._data["test"], self.cfg["E"], self.cfg["kernel_images"], device=device)
+        record = diversity([t.model for t in self.teachers(device)], self._data["test"], self.cfg["E"], self.cfg["kernel_images"], device=device)
         write_record(self.out / DIVERSITY, record,
                      provenance(config={"sizes": self.cfg, "teachers": [d.name for d in self.teacher_dirs]}))
 
@@ -244,14 +249,3 @@ class ConvergedEnsembleGrid(EnsembleGrid):
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg, "protocol": self.proto}))
         return summary
 
-
-def run_converged(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
-                  precision: str = "auto", overrides: dict | None = None, **executor) -> dict:
-    """``ConvergedEnsembleGrid`` through the runner, as ``run``."""
-    from .tuning import run_to_summary
-    from .catalog import experiment_dir
-
-    scale = config.get_scale(scale)
-    grid = ConvergedEnsembleGrid(scale, Path(out or experiment_dir(CONVERGED, scale, overrides)), overrides)
-    return run_to_summary(grid, data_root=data_root, device=device, progress=progress, precision=precision,
-                          **executor)

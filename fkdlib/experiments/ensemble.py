@@ -12,6 +12,7 @@ through a ``TeacherCache``: every teacher runs once per batch, not once per stud
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..data.loader import DeviceLoader
@@ -24,15 +25,16 @@ from ..stats import mean_ci95, mean_present, paired_ci95
 from . import config
 from . import runner
 from .splits import comparison_data
-from .tuning import run_name
+from .tuning import TunedGrid, ladder, run_name
 
 EXPERIMENT = "ensemble_size"
 ENSEMBLES = "teacher_ensembles.json"  # each teacher ensemble's own test accuracy, per E
 
 
-def students(cfg: dict) -> list[tuple[str, Method, int, int]]:
-    """``(label, Method, E, seed)`` of every student, seed by seed, most teachers first (E = 0: no teacher)."""
-    w = cfg["weights"]
+def students(cfg: dict, weights: dict | None = None) -> list[tuple[str, Method, int, int]]:
+    """``(label, Method, E, seed)`` of every student, seed by seed, most teachers first (E = 0: no teacher), with
+    KD's and FKD's ``weights`` (default ``cfg["weights"]``)."""
+    w = weights or cfg["weights"]
     jobs = []
     for seed in cfg["seeds"]:
         for E in sorted(cfg["E"], reverse=True):
@@ -122,15 +124,12 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
                           **executor)
 
 
-def summarize(scale: str, out: Path | None = None, overrides: dict | None = None) -> dict:
-    """Read the grid's runs and write ``summary.json``: the teachers and their ensembles' accuracies, per method and
-    E the students' test accuracy per seed (mean, 95% CI), and the paired differences the notebook reports."""
-    from .catalog import experiment_dir
-
-    cfg = config.sizes(EXPERIMENT, scale, **(overrides or {}))
-    out = out or experiment_dir(EXPERIMENT, scale, overrides)
+def student_rows(out: Path, jobs: list) -> tuple[dict, dict]:
+    """``(rows, by_cell)`` of the finished students among ``jobs`` (``students()``): per cell (``"kd E=4"``,
+    ``"none"``) its test accuracy per seed with mean and 95% CI, and its finals' means (validation, training
+    accuracy, kernel distance); and ``{cell: {seed: test accuracy}}``."""
     acc, cells = {}, {}
-    for label, m, E, s in students(cfg):
+    for label, m, E, s in jobs:
         rec = done_record(run_dir(out, m, E, s))
         if rec is None:
             continue
@@ -146,7 +145,20 @@ def summarize(scale: str, out: Path | None = None, overrides: dict | None = None
         rows[key] = {**c, "test_acc": acc[key], "mean": mean, "ci95": ci, "n": len(acc[key]),
                      "val_acc": mean_present(100 * f["val_acc"] for f in finals if "val_acc" in f),
                      "train_acc": mean_present(100 * f["train_acc"] for f in finals),
+                     **({"train_clean_acc": mean_present(100 * f["train_clean_acc"] for f in finals)}
+                        if any("train_clean_acc" in f for f in finals) else {}),
                      "kernel_distance": mean_present(f.get("kernel_distance") for f in finals)}
+    return rows, acc
+
+
+def summarize(scale: str, out: Path | None = None, overrides: dict | None = None) -> dict:
+    """Read the grid's runs and write ``summary.json``: the teachers and their ensembles' accuracies, per method and
+    E the students' test accuracy per seed (mean, 95% CI), and the paired differences the notebook reports."""
+    from .catalog import experiment_dir
+
+    cfg = config.sizes(EXPERIMENT, scale, **(overrides or {}))
+    out = out or experiment_dir(EXPERIMENT, scale, overrides)
+    rows, acc = student_rows(out, students(cfg))
     pairs = []
     for E in cfg["E"]:
         pairs += [(f"fkd E={E}", f"kd E={E}"), (f"kd E={E}", "none"), (f"fkd E={E}", "none")]
@@ -180,14 +192,41 @@ CONVERGED = "ensemble_size_converged"
 DIVERSITY = "teacher_diversity.json"  # the teachers' diversity record, written before any student
 
 
+class LambdaSearch(TunedGrid):
+    """FKD's lambda_KD re-checked at the most teachers, on the tuning seeds: the comparison's lambda and its
+    neighbours on the 1-3-10 ladder, extended past an edge until the choice is interior (``TunedGrid.choices``,
+    ``max_extend``). Its runs are students of the ensemble grid (``runs/fkd_w30_E8_s90``); its ``registered_family``
+    judges the ensemble grid's family."""
+
+    def __init__(self, grid: "ConvergedEnsembleGrid", base: Method):
+        self.experiment, self.scale, self.out, self.overrides = grid.experiment, grid.scale, grid.out, grid.overrides
+        self.cfg = {**grid.cfg, "val_size": grid.proto["val_size"], "methods": ["fkd"]}
+        self.tuning, self.seeds, self.tuning_seeds = grid.cfg["tuning"], grid.cfg["seeds"], grid.cfg["tuning_seeds"]
+        self.E, self.base = max(grid.cfg["E"]), base
+
+    def stages(self):
+        lam = self.base.lam_kd
+        yield "fkd", [self.at("fkd", self.base, v) for v in (ladder(lam, False), lam, ladder(lam, True))]
+
+    def run_dir(self, cand: Method, seed: int) -> Path:
+        return run_dir(self.out, cand, self.E, seed)
+
+    def axis(self, key: str, cand: Method) -> float:
+        return cand.lam_kd
+
+    def at(self, key: str, cand: Method, value: float) -> Method:
+        return replace(cand, lam_kd=value)
+
+
 class ConvergedEnsembleGrid(EnsembleGrid):
     """Ensemble size in the regime the paper tests (``config``'s ``ensemble_size_converged``): the teachers are the
     students' architecture trained with the converged method comparison's recipe on its data, each with its own
     seed. Before any student, ``teacher_diversity.json`` records how much they differ (``engine.diversity``), and
     the grid is valid only if the ensemble of the most teachers beats the teachers' mean accuracy by ``min_gain``
     points: below that the E > 1 targets are nearly the E = 1 target and "more teachers help" is not tested, so no
-    student is trained and the summary says so. Students then wait for the weights the method comparison chooses
-    on validation in the same regime (``weights_from``)."""
+    student is trained and the summary says so. Then, with the weights the method comparison chose on validation in
+    the same regime (``weights_from``): FKD's lambda re-checked at the most teachers on the tuning seed
+    (``LambdaSearch``; the lambda it chooses serves every E), then every student at the final seeds."""
 
     experiment = CONVERGED
 
@@ -209,6 +248,22 @@ class ConvergedEnsembleGrid(EnsembleGrid):
             return None
         return {k: {a: v for a, v in methods[k]["method"].items() if a != "name"} for k in ("kd", "fkd")}
 
+    def search(self) -> LambdaSearch | None:
+        """FKD's lambda search at the most teachers; None while the grid is not valid or has no weights yet."""
+        w = self.weights() if self.valid() else None
+        return None if w is None else LambdaSearch(self, Method("fkd", **w["fkd"]))
+
+    def student_weights(self) -> dict | None:
+        """KD's weight from the comparison, FKD's with the lambda chosen at the most teachers; None until chosen."""
+        search = self.search()
+        if search is None:
+            return None
+        chosen, _, wanted = search.choices()
+        if wanted:
+            return None
+        w = self.weights()
+        return {"kd": w["kd"], "fkd": {**w["fkd"], "lam_kd": chosen["fkd"].lam_kd}}
+
     def todo(self) -> list[runner.Run]:
         waiting = [runner.Run(str(d.relative_to(self.out)), "teacher", None, s)
                    for s, d in zip(self.cfg["teacher_seeds"], self.teacher_dirs) if not finished(d)]
@@ -216,7 +271,16 @@ class ConvergedEnsembleGrid(EnsembleGrid):
             return waiting
         if self.valid() is None:
             return [runner.Run(DIVERSITY, "diversity")]
-        return []  # the students' stage (once valid() and weights() allow them) is not built yet
+        search = self.search()
+        if search is None:
+            return []
+        _, _, wanted = search.choices()
+        if wanted:
+            return [runner.Run(str(search.run_dir(m, s).relative_to(self.out)), "tune", (m, search.E), s)
+                    for m, s in wanted]
+        return [runner.Run(str(run_dir(self.out, m, E, s).relative_to(self.out)), label, (m, E), s)
+                for label, m, E, s in students(self.cfg, self.student_weights())
+                if not finished(run_dir(self.out, m, E, s))]
 
     def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
         from ..engine.diversity import diversity
@@ -225,27 +289,39 @@ class ConvergedEnsembleGrid(EnsembleGrid):
             return super().execute(run, data_root, device, progress, precision)
         if self._data is None:
             self._data = comparison_data(self.proto, data_root)
-        record = diversity([t.model for t in self.teachers(device)], self._data["test"], self.cfg["E"], self.cfg["kernel_images"], device=device)
+        record = diversity([t.model for t in self.teachers(device)], self._data["test"], self.cfg["E"],
+                           self.cfg["kernel_images"], device=device)
         write_record(self.out / DIVERSITY, record,
                      provenance(config={"sizes": self.cfg, "teachers": [d.name for d in self.teacher_dirs]}))
 
     def summarize(self) -> dict:
         """Write ``summary.json``: the teachers (test, validation and clean training accuracy), their diversity,
-        the validity verdict and what the grid waits for."""
+        the validity verdict, FKD's lambda search at the most teachers, the students per cell and seed, the family
+        of contrasts fixed in advance with Holm's verdicts (once every final is in), and what the grid waits for."""
         teachers = {d.name: {k: final(rec, k) for k in ("test_acc", "val_acc", "train_clean_acc")}
                     for d in self.teacher_dirs if (rec := done_record(d)) is not None}
         div = load_result(self.out / DIVERSITY)["result"] if (self.out / DIVERSITY).exists() else None
-        valid = self.valid()
+        valid, search = self.valid(), self.search()
+        tuning, rows, registered, weights = None, {}, {}, self.student_weights()
+        if search is not None:
+            _, tables, _ = search.choices()
+            tuning = tables.get("fkd")
+        if weights is not None:
+            rows, by_cell = student_rows(self.out, students(self.cfg, weights))
+            registered = search.registered_family(by_cell)
         state = ("training teachers" if len(teachers) < len(self.teacher_dirs) else "measuring diversity"
                  if valid is None else f"not valid: the ensemble gains {div['gain']:.2f} points, under "
                  f"{self.cfg['min_gain']}; change the regime before training students" if not valid
-                 else "valid; students wait for the method comparison's weights" if self.weights() is None
-                 else "valid; the students' stage is not built yet")
+                 else "valid; students wait for the method comparison's weights" if search is None
+                 else "valid; choosing FKD's lambda at the most teachers" if weights is None
+                 else "complete" if registered["family"]["complete"] else "valid; training students")
         summary = {"experiment": CONVERGED, "scale": self.scale, "protocol": self.cfg["protocol"],
                    "arch": self.proto["student"], "E": self.cfg["E"], "min_gain": self.cfg["min_gain"],
                    "teachers": teachers, "diversity": div, "valid": valid, "state": state,
-                   "family": self.cfg["family"], "alpha": self.cfg["alpha"], "seeds": self.cfg["seeds"],
+                   "weights": weights, "lambda_search": tuning, "rows": rows, "order": {"rows": list(rows)},
+                   "family": registered.get("family", {"contrasts": [f"{a} - {b}" for a, b in self.cfg["family"]],
+                                                       "alpha": self.cfg["alpha"], "correction": "holm",
+                                                       "seeds": self.cfg["seeds"], "complete": False}),
                    "runs": run_names(self.out, "*/*"), **({"overrides": self.overrides} if self.overrides else {})}
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg, "protocol": self.proto}))
         return summary
-

@@ -12,6 +12,7 @@ from fkdlib.experiments import config
 from fkdlib.data import ImageData
 from fkdlib.distill.methods import Method
 from fkdlib.stats import paired_ci95, verdict
+from fake_runs import fake_run
 
 
 def _indexed_images(n, split):
@@ -117,11 +118,7 @@ def test_the_choice_is_clear_only_beyond_twice_the_validation_standard_error():
 
 
 def _fake_run(grid, method, seed, val):
-    d = grid.run_dir(method, seed)
-    d.mkdir(parents=True)
-    final = {"val_acc": val / 100, "test_acc": 0.5, "train_acc": 0.6}
-    (d / "result.json").write_text(json.dumps({"result": {"status": "done", "final": final, "history": [final]},
-                                               "provenance": {}}))
+    fake_run(grid.run_dir(method, seed), val)
 
 
 def test_a_close_choice_gets_another_seed_for_its_contenders_only(tmp_path, monkeypatch):
@@ -174,11 +171,7 @@ def test_the_fr_only_control_is_cross_entropy_plus_the_regulariser_and_needs_no_
 
 
 def _fake_norm_run(grid, method, seed, val, norm):
-    _fake_run(grid, method, seed, val)
-    path = grid.run_dir(method, seed) / "result.json"
-    rec = json.loads(path.read_text())
-    rec["result"]["final"]["feature_norm"] = norm
-    path.write_text(json.dumps(rec))
+    fake_run(grid.run_dir(method, seed), val, feature_norm=norm)
 
 
 def _converged(monkeypatch, tmp_path, **changes):

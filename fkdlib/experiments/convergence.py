@@ -27,12 +27,35 @@ from .tuning import run_name
 EXPERIMENT = "convergence"
 
 
-def budget_recipe(proto: dict, epochs: int, fractions, eval_every: int | None):
-    """The protocol's student recipe at ``epochs`` with its decays at ``fractions`` of the run (the same shape at
-    every budget: 100 epochs with fractions (0.6, 0.85) decay at 60 and 85, 200 epochs at 120 and 170)."""
+def budget_recipe(proto: dict, epochs: int, fractions, eval_every: int | None, which: str = "student_recipe"):
+    """The protocol's student recipe (``which``: or its ``teacher_recipe``) at ``epochs`` with its decays at
+    ``fractions`` of the run (the same shape at every budget: 100 epochs with fractions (0.6, 0.85) decay at 60
+    and 85, 200 epochs at 120 and 170)."""
     milestones = tuple(round(f * epochs) for f in fractions)
-    return config.recipe(proto["preset"], **{**proto["student_recipe"], "epochs": epochs, "milestones": milestones,
+    return config.recipe(proto["preset"], **{**proto[which], "epochs": epochs, "milestones": milestones,
                                              "eval_every": eval_every})
+
+
+def doubled_budgets(epochs, max_epochs: int | None, records_at, n_seeds: int, tolerance: float) -> list[int]:
+    """The budgets a pilot trains at: ``epochs``, then one more doubling while the last doubling is in for all
+    ``n_seeds`` seeds and fails, up to ``max_epochs`` (a pilot that passes early is not trained longer).
+    ``records_at(epochs)``: ``{seed: finished run record}`` at that budget."""
+    budgets = sorted(epochs)
+    while 2 * budgets[-1] <= (max_epochs or budgets[-1]):
+        recs = [records_at(e) for e in budgets[-2:]]
+        if any(len(r) < n_seeds for r in recs) or doubling_test(*recs, tolerance)["converged"]:
+            break
+        budgets.append(2 * budgets[-1])
+    return budgets
+
+
+def doubling_tests(recs: dict, tolerance: float) -> tuple[dict, int | None]:
+    """``(tests, converged_from)`` from ``{budget: {seed: record}}``: the doubling test of each budget against its
+    double (where both have a seed in common), and the shortest budget whose doubling passes (None: none yet)."""
+    budgets = sorted(recs)
+    tests = {f"{a} -> {b}": doubling_test(recs[a], recs[b], tolerance)
+             for a, b in zip(budgets, budgets[1:]) if b == 2 * a and set(recs[a]) & set(recs[b])}
+    return tests, next((int(k.split(" -> ")[0]) for k, t in tests.items() if t["converged"]), None)
 
 
 def doubling_test(short: dict, long: dict, tolerance: float = 1.0) -> dict:
@@ -93,15 +116,12 @@ class ConvergenceGrid:
         """The budgets ``label`` trains at: ``epochs``, then one more doubling while the last doubling of every seed
         is in and fails, up to ``max_epochs`` (a method that passes early is not trained longer)."""
         m = pilot_methods(self.cfg)[label]
-        budgets = sorted(self.cfg["epochs"])
-        while 2 * budgets[-1] <= self.cfg.get("max_epochs", budgets[-1]):
-            a, b = budgets[-2:]
-            recs = [{s: r for s in self.cfg["seeds"] if (r := done_record(self.run_dir(m, e, s)))} for e in (a, b)]
-            if any(len(r) < len(self.cfg["seeds"]) for r in recs) or doubling_test(
-                    *recs, self.cfg["tolerance"])["converged"]:
-                break
-            budgets.append(2 * b)
-        return budgets
+        return doubled_budgets(self.cfg["epochs"], self.cfg.get("max_epochs"), lambda e: self.records(m, e),
+                               len(self.cfg["seeds"]), self.cfg["tolerance"])
+
+    def records(self, method: Method, epochs: int) -> dict:
+        """``{seed: record}`` of ``method``'s finished pilots at ``epochs``."""
+        return {s: r for s in self.cfg["seeds"] if (r := done_record(self.run_dir(method, epochs, s)))}
 
     def runs(self) -> list[tuple[str, Method, int, int]]:
         """``(label, method, epochs, seed)`` of every pilot, the longest first."""
@@ -140,12 +160,9 @@ class ConvergenceGrid:
         methods, tests, first, data = {}, {}, {}, None
         for label, m in pilot_methods(self.cfg).items():
             budgets = self.budgets(label)
-            recs = {e: {s: r for s in self.cfg["seeds"] if (r := done_record(self.run_dir(m, e, s)))}
-                    for e in budgets}
-            methods[label] = {"method": m.to_dict(), "budgets": {e: _budget_row(recs[e]) for e in budgets if recs[e]}}
-            tests[label] = {f"{a} -> {b}": doubling_test(recs[a], recs[b], self.cfg["tolerance"])
-                            for a, b in zip(budgets, budgets[1:]) if b == 2 * a and set(recs[a]) & set(recs[b])}
-            first[label] = next((int(k.split(" -> ")[0]) for k, t in tests[label].items() if t["converged"]), None)
+            recs = {e: self.records(m, e) for e in budgets}
+            methods[label] = {"method": m.to_dict(), "budgets": {e: budget_row(recs[e]) for e in budgets if recs[e]}}
+            tests[label], first[label] = doubling_tests(recs, self.cfg["tolerance"])
             data = data or next((r["provenance"]["config"]["data_label"] for e in budgets for r in recs[e].values()),
                                 None)
         regime = None if None in first.values() else max(first.values())
@@ -159,7 +176,7 @@ class ConvergenceGrid:
         return summary
 
 
-def _budget_row(recs: dict) -> dict:
+def budget_row(recs: dict) -> dict:
     """One method at one budget: final test, validation and clean training accuracy per seed (%), their means,
     the seeds' spread, and every seed's curve (epoch, val, test, clean train)."""
     row = {}

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..distill.methods import Method, weight_candidates
-from . import config
+from ..records import done_record, finished, load_result, provenance, run_names, write_record
+from . import config, runner
+from .convergence import budget_recipe, budget_row, doubled_budgets, doubling_tests
 from .splits import cross_data
 from .tuning import TunedGrid, run_name
 
@@ -50,7 +52,7 @@ class CrossGrid(TunedGrid):
     def describe(self, cand: Candidate) -> dict:
         return cand.to_dict()
 
-    def weights(self, name: str) -> list[Method]:
+    def weights(self, name: str) -> list[Method] | None:
         t = self.tuning
         return weight_candidates(name, t["multipliers"], t["fkd_lams"], **t["fkd_fr"])
 
@@ -61,7 +63,8 @@ class CrossGrid(TunedGrid):
             if name == "none":
                 yield name, [Candidate(Method("none"), lr) for lr in rates]
                 continue
-            yield f"{name} weight", [Candidate(m, self.base_lr) for m in self.weights(name)]
+            weights = self.weights(name)
+            yield f"{name} weight", None if weights is None else [Candidate(m, self.base_lr) for m in weights]
             w = self._chosen.get(f"{name} weight")
             yield name, None if w is None else [replace(w, lr=lr) for lr in rates]
 
@@ -93,3 +96,131 @@ class CrossGrid(TunedGrid):
         first = next((r for name in methods for s in self.seeds if (r := self.record(chosen[name], s))), None)
         return {"teacher_classes": teacher["provenance"]["config"]["classes"],
                 "student_classes": first["provenance"]["config"]["classes"] if first else None}
+
+
+class ConvergedCrossGrid(CrossGrid):
+    """Cross-dataset distillation in the regime the paper tests (``config``'s ``cross_dataset_converged``).
+
+    The teacher knows its data: before it trains, pilots on its label space (all but ``teacher_convergence
+    ["val_size"]`` held-out images, scored on them) run the doubling test (``convergence``) at budgets that double
+    while it fails; the teacher then trains on every training image of its label space at the shortest budget
+    that passed. The students: the converged comparison's regime, tuning seeds no final uses, weight searches that
+    bracket (``TunedGrid.beyond``), an exact validation tie between learning rates going to the plain student's
+    chosen rate (the plain student's own to the recipe's), FKD's regulariser as the converged method comparison
+    chose it (``fkd_fr_from``: FKD waits for it), and the family fixed in advance judged with Holm's correction.
+    """
+
+    experiment = "cross_dataset_converged"
+
+    # the teacher's doubling test
+    def pilot_dir(self, epochs: int, seed: int) -> Path:
+        return self.out / "teacher_pilots" / f"{self.cfg['teacher']}_e{epochs}_s{seed}"
+
+    def pilots(self, epochs: int) -> dict:
+        """``{seed: record}`` of the teacher's finished pilots at ``epochs``."""
+        return {s: r for s in self.cfg["teacher_convergence"]["seeds"] if (r := done_record(self.pilot_dir(epochs, s)))}
+
+    def teacher_budgets(self) -> list[int]:
+        tc = self.cfg["teacher_convergence"]
+        return doubled_budgets(tc["epochs"], tc.get("max_epochs"), self.pilots, len(tc["seeds"]), tc["tolerance"])
+
+    def teacher_convergence(self) -> tuple[dict, int | None]:
+        """``(tests, epochs)``: the teacher's doubling tests and the budget it trains at (None: none passed yet)."""
+        return doubling_tests({e: self.pilots(e) for e in self.teacher_budgets()},
+                              self.cfg["teacher_convergence"]["tolerance"])
+
+    def teacher_recipe(self, epochs: int):
+        tc = self.cfg["teacher_convergence"]
+        return budget_recipe(self.cfg, epochs, tc["fractions"], tc["eval_every"], which="teacher_recipe")
+
+    def todo(self) -> list:
+        """The teacher's pilots (longest first), then, once a doubling passed, ``TunedGrid.todo`` (the teacher at
+        that budget, tuning runs, finals); nothing while every budget up to ``max_epochs`` failed."""
+        seeds = self.cfg["teacher_convergence"]["seeds"]
+        pilots = [runner.Run(str(self.pilot_dir(e, s).relative_to(self.out)), "teacher-pilot", e, s)
+                  for e in reversed(self.teacher_budgets()) for s in seeds if not finished(self.pilot_dir(e, s))]
+        if pilots:
+            return pilots
+        return [] if self.teacher_convergence()[1] is None else super().todo()
+
+    def execute(self, run, data_root=None, device=None, progress=None, precision: str = "auto"):
+        if run.role != "teacher-pilot":
+            return super().execute(run, data_root, device, progress, precision)
+        if getattr(self, "_data", None) is None:
+            self._data = self.data(data_root)
+        data = self._data
+        return runner.train_or_reuse(self.cfg["teacher"], data["teacher_pilot_train"], data["teacher_test"],
+                                     self.teacher_recipe(run.spec), self.out / run.name, seed=run.seed,
+                                     val_data=data["teacher_pilot_val"], device=device, progress=progress,
+                                     precision=precision)
+
+    def data(self, data_root=None) -> dict:
+        """``cross_data``, and the teacher pilots' split of the teacher's images (a fixed seeded draw held out)."""
+        data = super().data(data_root)
+        data["teacher_pilot_train"], data["teacher_pilot_val"] = data["teacher_train"].train_val(
+            self.cfg["teacher_convergence"]["val_size"], seed=0)
+        return data
+
+    def teacher_job(self, data: dict):
+        return ((self.cfg["teacher"], data["teacher_train"], data["teacher_test"],
+                 self.teacher_recipe(self.teacher_convergence()[1]), self.teacher_dir), dict(seed=0))
+
+    # the students' searches
+    def fkd_regulariser(self) -> dict | None:
+        """FKD's regulariser as the converged method comparison chose it (``lam_fr``, ``fr_squared``); None until then."""
+        from .catalog import experiment_dir
+
+        path = experiment_dir(self.cfg["fkd_fr_from"], self.scale) / "summary.json"
+        fkd = load_result(path)["result"].get("methods", {}).get("fkd", {}) if path.exists() else {}
+        return {k: fkd["method"][k] for k in ("lam_fr", "fr_squared")} if "method" in fkd else None
+
+    def weights(self, name: str) -> list[Method] | None:
+        if name != "fkd":
+            return super().weights(name)
+        fr = self.fkd_regulariser()
+        return None if fr is None else weight_candidates("fkd", self.tuning["multipliers"], self.tuning["fkd_lams"], **fr)
+
+    def axis(self, key: str, cand: Candidate) -> float | None:
+        name, _, what = key.partition(" ")
+        if what != "weight":
+            return None
+        return cand.method.lam_kd if name == "fkd" else float(f"{cand.method.lam_kd / Method(name).lam_kd:.6g}")
+
+    def at(self, key: str, cand: Candidate, value: float) -> Candidate:
+        name = key.partition(" ")[0]
+        lam = value if name == "fkd" else float(f"{value * Method(name).lam_kd:.6g}")
+        return replace(cand, method=replace(cand.method, lam_kd=lam))
+
+    def preferred(self, cands: list) -> str | None:
+        """The tie rule: among learning rates, the plain student's chosen one (its own search: the recipe's)."""
+        if len({self.name(replace(c, lr=0.0)) for c in cands}) != 1:
+            return None  # a search over weights, not learning rates
+        plain = self._chosen.get("none")
+        lr = self.base_lr if cands[0].method.name == "none" or plain is None else plain.lr
+        return next((self.name(c) for c in cands if c.lr == lr), None)
+
+    def summarize(self) -> dict:
+        """``TunedGrid.summarize`` once the teacher is trained; before, a summary of the teacher's pilots."""
+        if finished(self.teacher_dir):
+            return super().summarize()
+        pilots_done = not any(r.role == "teacher-pilot" for r in self.todo())
+        state = ("teacher pilots" if not pilots_done or self.teacher_convergence()[1] is not None else
+                 f"not valid: no doubling of the teacher's budget passed up to "
+                 f"{self.cfg['teacher_convergence']['max_epochs']} epochs; train it longer or on more images")
+        summary = {"experiment": self.experiment, "scale": self.scale, "teacher": self.cfg["teacher"],
+                   "state": state, **self.teacher_summary(), "runs": run_names(self.out, "*/*"),
+                   **({"overrides": self.overrides} if self.overrides else {})}
+        write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg}))
+        return summary
+
+    def teacher_summary(self) -> dict:
+        """The teacher's doubling test: per budget its pilots' accuracies and curves, each doubling's verdict, and
+        the budget the teacher trains at."""
+        tests, epochs = self.teacher_convergence()
+        budgets = {e: budget_row(r) for e in self.teacher_budgets() if (r := self.pilots(e))}
+        return {"teacher_convergence": {"budgets": budgets, "doubling": tests, "epochs": epochs,
+                                        "held_out": self.cfg["teacher_convergence"]["val_size"]}}
+
+    def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
+        return {**super().summary_extra(teacher, methods, chosen), **self.teacher_summary(),
+                "teacher_train_clean_acc": teacher["result"]["final"].get("train_clean_acc")}

@@ -41,15 +41,20 @@ def run_name(method: Method) -> str:
     return name + ("_concat" if method.ensemble == "concat" else "")
 
 
-def choose(tries: list[dict], val_size: int) -> dict:
+def choose(tries: list[dict], val_size: int, prefer: str | None = None) -> dict:
     """The best of ``tries`` (``{"run", "val_acc": {seed: %}}`` each, all on the same seeds) by mean validation accuracy.
 
     Returns ``{"run", "margin", "two_se", "clear", "contenders"}``: the margin over the runner-up, twice the
     binomial standard error of the winner's accuracy on ``val_size`` images, whether the margin exceeds it, and
     the runs within it of the winner (the winner included): those get another seed when the choice is not clear.
+    A tie for the best (equal means) goes to ``prefer`` where it is among them (a tie rule stated before the
+    search), else to the first tried.
     """
     means = {t["run"]: sum(t["val_acc"].values()) / len(t["val_acc"]) for t in tries}
     ranked = sorted(means, key=means.get, reverse=True)
+    if prefer in means and math.isclose(means[prefer], means[ranked[0]], abs_tol=1e-9):
+        ranked.remove(prefer)
+        ranked.insert(0, prefer)
     best = ranked[0]
     p = means[best] / 100
     two_se = 200 * math.sqrt(max(p * (1 - p), 1e-12) / val_size)
@@ -104,6 +109,10 @@ class TunedGrid:
 
     def chosen_extra(self, key: str, table: dict, cands: list, chosen: dict) -> None:
         """What else the choice ``key`` settles (added to ``chosen``)."""
+
+    def preferred(self, cands: list) -> str | None:
+        """The run a tie among ``cands`` goes to (``choose``'s ``prefer``); None: the first tried."""
+        return None
 
     def axis(self, key: str, cand) -> float | None:
         """Where ``cand`` sits on the axis the search ``key`` walks (a weight), or None if it is not on it."""
@@ -182,7 +191,7 @@ class TunedGrid:
             if len(pool) == 1:
                 return {"run": self.name(pool[0]), "rounds": rounds, "margin": None, "two_se": None,
                         "clear": None}, []
-            pick = choose(tries, self.cfg["val_size"])
+            pick = choose(tries, self.cfg["val_size"], self.preferred(cands))
             if pick["clear"] or len(seeds) >= min(self.tuning["max_seeds"], len(self.tuning_seeds)):
                 return {**pick, "rounds": rounds}, []
             pool = [c for c in pool if self.name(c) in pick["contenders"]]

@@ -63,8 +63,8 @@ clean-notebooks: $(STAMP)
 readme: $(STAMP)
 	$(BIN)/python -c "from fkdlib.experiments.report import update_readme; update_readme()"
 
-## on a lent GPU, at most 9 minutes: the engine's benchmark, a timed paper-recipe run, runs packed per GPU, the full
-## comparison's estimate (benchmarks/gpu_check.py; BENCHMARKS.md). No set-up: the GPU machine has torch but no internet
+## on a GPU, at most 9 minutes: the engine's benchmark, a timed paper-recipe run, runs packed per GPU, the full
+## comparison's estimate (benchmarks/gpu_check.py; BENCHMARKS.md). No set-up: it needs only torch and torchvision
 gpu-check:
 	$$(test -x $(BIN)/python && echo $(BIN)/python || echo python3) benchmarks/gpu_check.py --size $${SIZE:-gpu}
 

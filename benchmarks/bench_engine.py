@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from fkdlib.engine import amp  # noqa: E402
 from fkdlib.distill.checks import finite_checks  # noqa: E402
-from fkdlib.device import describe_device, get_device  # noqa: E402
+from fkdlib.device import cpu_model, describe_device, get_device  # noqa: E402
 from fkdlib.data.loader import DeviceLoader  # noqa: E402
 from fkdlib.distill.methods import Method, loss_terms  # noqa: E402
 from fkdlib.models import create_model  # noqa: E402
@@ -326,16 +326,6 @@ def markdown_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _others_running() -> list[str]:
     """Other heavy Python processes on this machine (timings taken beside them are distorted)."""
     found = []
@@ -404,7 +394,7 @@ def main(argv=None) -> dict:
         "size": args.size,
         "device_type": device.type,
         "device": describe_device(device),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "gpu_model": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""What a lent GPU's few minutes measure: ``make gpu-check`` (at most ``--budget-s``, default 9 minutes).
+"""What a few minutes on a GPU measure: ``make gpu-check`` (at most ``--budget-s``, default 9 minutes).
 
 Needs only torch, torchvision and tqdm (no jupyter, no ray: the GPU machine has neither) and the repository.
 

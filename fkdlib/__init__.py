@@ -9,7 +9,8 @@
     viz/          one style, one savefig, the figures, notebook 01's kernel explorer
     records.py    run records with provenance: the engine writes them, experiments and the report read them
     stats.py      means with 95% intervals, paired differences over seeds, verdicts
-    claims.py     a notebook's "Check:" cells: asserted at its defaults, reported after an exercise
+    claims.py     a notebook's "Check:" cells: asserted at its defaults (a claim about a committed run's numbers:
+                  only in that run's setting, its data, device and torch), reported elsewhere
     paths.py, device.py   where files live; CUDA, then MPS, then CPU
     cli.py        python -m fkdlib ...
 

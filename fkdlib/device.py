@@ -1,7 +1,10 @@
 """Pick the compute device once, the same way everywhere: CUDA, then Apple's MPS, then the CPU."""
 from __future__ import annotations
 
+import functools
 import platform
+import subprocess
+from pathlib import Path
 
 import torch
 
@@ -26,13 +29,36 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def describe_device(device: torch.device | str | None = None) -> str:
-    """A human-readable name for provenance records, e.g. 'cuda: NVIDIA H100' or 'cpu: x86_64 (2 threads)'."""
+    """A human-readable name for provenance records, e.g. 'cuda: NVIDIA H100' or
+    'cpu: AMD EPYC (x86_64, AVX512, 2 threads)'. A CPU is named by its model, its architecture, the instruction set
+    torch's kernels use on it and the thread count: each changes a CPU's sums, so two runs retrace each other to the
+    last digit only where all four agree (records made before the model and instruction set were named say only
+    'cpu: x86_64 (1 threads)')."""
     dev = torch.device(device) if device is not None else get_device()
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return f"mps: {platform.machine()}"
-    return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    isa = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    return f"cpu: {cpu_model()} ({platform.machine()}, {isa}, {torch.get_num_threads()} threads)"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; macOS: sysctl), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
 
 
 def _mps_available() -> bool:

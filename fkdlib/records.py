@@ -127,6 +127,38 @@ def done_record(run_dir: str | Path) -> dict | None:
     return record if record["result"]["status"] == "done" else None
 
 
+def setting(record: dict) -> dict:
+    """What a run's numbers depend on besides the code, its sizes and its seeds, as its record names them:
+    ``{"data": label, "device": describe_device's name, "torch": version}``. The engine's runs keep the data's label
+    in ``config["data_label"]``, notebook 01's record in ``config["data"]``. Another data set (torchvision's CIFAR-10
+    rather than our JPEG copy), another device (a GPU, a Mac, another CPU model) or another torch trains other
+    networks from the same seeds: a claim about a committed run's own numbers holds only in its setting
+    (``fkdlib.claims.setting_differs``)."""
+    prov = record["provenance"]
+    return {"data": prov["config"].get("data_label", prov["config"].get("data")), "device": prov["device"],
+            "torch": prov.get("torch_version")}
+
+
+def setting_here(data_label: str, device: torch.device | str | None = None) -> dict:
+    """``setting`` of a run made in this process on the data ``data_label`` and ``device`` (default: the best one)."""
+    return {"data": data_label, "device": describe_device(device), "torch": torch.__version__}
+
+
+def committed(path: str | Path) -> dict:
+    """The record at ``path`` (relative to the repository) as the checkout's last commit holds it, so a run that has
+    rewritten the file since (a reader's own run at the same scale) never stands in for the committed one; outside
+    a git checkout, or for a file not committed, the file as it is (``load_result``)."""
+    try:
+        text = subprocess.run(["git", "show", f"HEAD:./{Path(path).as_posix()}"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout
+        record = json.loads(text)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return load_result(REPO_ROOT / path)
+    if not {"result", "provenance"} <= record.keys():
+        raise ValueError(f"{path} at the last commit is not a result record")
+    return record
+
+
 def final(record: dict, metric: str = "test_acc") -> float:
     """A run record's final ``metric`` (``test_acc``, ``val_acc``, ``train_acc``) in percent; NaN if not recorded."""
     return 100 * record["result"]["final"].get(metric, float("nan"))

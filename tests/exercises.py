@@ -53,3 +53,18 @@ def snippets(name: str) -> list[str]:
     text = text[text.index("## Exercises"):]
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     return [textwrap.dedent(b) for b in blocks]
+
+
+def execute_in_kernel(nb, tmp_path, cwd) -> None:
+    """Execute ``nb`` (an nbformat notebook, in place) in a fresh kernel as nbval would, at smoke size: figures and
+    results under ``tmp_path``, the kernel started in ``cwd``; raises ``CellExecutionError`` if a cell raises."""
+    import pytest
+    from nbclient import NotebookClient
+
+    with pytest.MonkeyPatch.context() as mp:   # the kernel inherits this environment
+        mp.setenv("FKD_SCALE", "smoke")
+        mp.setenv("FKD_PROGRESS", "0")
+        mp.setenv("FKD_FIGURES_DIR", str(tmp_path / "figures"))
+        mp.setenv("FKD_RESULTS_DIR", str(tmp_path / "results"))
+        mp.delenv("MPLBACKEND", raising=False)
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()

@@ -11,8 +11,8 @@ import re
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
+from exercises import execute_in_kernel
 from fkdlib.paths import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "01_feature_kernels.ipynb"
@@ -28,14 +28,7 @@ def run_notebook(tmp_path, **params) -> tuple[dict, str]:
         cell.source, n = re.subn(rf"^{name} = [^#\n]*?(  # @param.*)?$",
                                  lambda m: f"{name} = {value!r}{m.group(1) or ''}", cell.source, flags=re.M)
         assert n == 1, f"{name} is not set once in the parameters cell:\n{cell.source}"
-    with pytest.MonkeyPatch.context() as mp:   # the kernel inherits this environment
-        mp.setenv("FKD_SCALE", "smoke")
-        mp.setenv("FKD_PROGRESS", "0")
-        mp.setenv("FKD_FIGURES_DIR", str(tmp_path / "figures"))
-        mp.setenv("FKD_RESULTS_DIR", str(tmp_path / "results"))
-        mp.delenv("MPLBACKEND", raising=False)
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    execute_in_kernel(nb, tmp_path, tmp_path)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     record = json.loads((tmp_path / "results" / "feature_kernels" / "smoke.json").read_text())
     assert (tmp_path / "figures" / "01_spectrum.png").is_file()

@@ -76,7 +76,7 @@ print(repr((bad, sorted(set(sys.modules) - before))))
 def test_colab_cell_on_colab_clones_the_badge_ref_installs_without_deps_and_reports_the_gpu(monkeypatch, capsys):
     calls, chdirs = [], []
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     monkeypatch.setattr("os.chdir", chdirs.append)
     monkeypatch.setattr("os.path.isdir", lambda p: False)
     monkeypatch.setattr(sys, "path", list(sys.path))
@@ -89,6 +89,34 @@ def test_colab_cell_on_colab_clones_the_badge_ref_installs_without_deps_and_repo
     import torch
     expected = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     assert capsys.readouterr().out.startswith(f"GPU: {expected}")
+
+
+@pytest.mark.parametrize("failing, stderr", [
+    ("git", "fatal: unable to access 'https://github.com/fkd-project/fkd/': Could not resolve host: github.com"),
+    ("pip", "ERROR: file:///content/fkd does not appear to be a Python project"),
+])
+def test_colab_cell_on_colab_shows_git_and_pip_errors_in_the_cell(monkeypatch, failing, stderr):
+    """A failed clone or install stops the cell with the command and git's or pip's own message, not only
+    "returned non-zero exit status 128"; nothing after it runs."""
+    calls, chdirs = [], []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        assert kw.get("capture_output") and kw.get("text")   # the message is captured, to be shown
+        fails = (cmd[0] == "git") == (failing == "git")
+        return subprocess.CompletedProcess(cmd, 128 if fails else 0, stdout="", stderr=stderr if fails else "")
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr("os.chdir", chdirs.append)
+    monkeypatch.setattr("os.path.isdir", lambda p: False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(RuntimeError) as err:
+        exec(compile(hygiene.COLAB_CELL, "colab_cell", "exec"), {})
+    message = str(err.value)
+    assert stderr in message and "exit status 128" in message
+    assert " ".join(calls[-1]) in message                    # which command failed
+    assert len(calls) == (1 if failing == "git" else 2) and chdirs == []
 
 
 def _dirty_notebook(tmp_path: Path) -> Path:

@@ -39,10 +39,15 @@ SAVE_TO_DRIVE = False  # @param {{type:"boolean"}}
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     REPO_DIR = "/content/fkd"
+    def sh(cmd, what):  # run cmd; if it fails, stop with git's or pip's own message, not just an exit status
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{{what}} failed (exit status {{done.returncode}}): {{' '.join(cmd)}}\\n"
+                               f"{{(done.stderr or done.stdout).strip()}}")
     if not os.path.isdir(REPO_DIR):
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{REF}", "https://github.com/{REPO}", REPO_DIR],
-                       check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", REPO_DIR], check=True)
+        sh(["git", "clone", "--depth", "1", "--branch", "{REF}", "https://github.com/{REPO}", REPO_DIR],
+           "fetching the repository")
+    sh([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", REPO_DIR], "installing fkdlib")
     sys.path.insert(0, REPO_DIR)
     os.chdir(os.path.join(REPO_DIR, "notebooks"))
     if SAVE_TO_DRIVE:

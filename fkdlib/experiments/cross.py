@@ -133,13 +133,16 @@ class ConvergedCrossGrid(CrossGrid):
         tc = self.cfg["teacher_convergence"]
         return budget_recipe(self.cfg, epochs, tc["fractions"], tc["eval_every"], which="teacher_recipe")
 
+    def pilots_todo(self) -> list:
+        """The teacher's pilots still to train, longest budget first."""
+        seeds = self.cfg["teacher_convergence"]["seeds"]
+        return [runner.Run(str(self.pilot_dir(e, s).relative_to(self.out)), "teacher-pilot", e, s)
+                for e in reversed(self.teacher_budgets()) for s in seeds if not finished(self.pilot_dir(e, s))]
+
     def todo(self) -> list:
         """The teacher's pilots (longest first), then, once a doubling passed, ``TunedGrid.todo`` (the teacher at
         that budget, tuning runs, finals); nothing while every budget up to ``max_epochs`` failed."""
-        seeds = self.cfg["teacher_convergence"]["seeds"]
-        pilots = [runner.Run(str(self.pilot_dir(e, s).relative_to(self.out)), "teacher-pilot", e, s)
-                  for e in reversed(self.teacher_budgets()) for s in seeds if not finished(self.pilot_dir(e, s))]
-        if pilots:
+        if pilots := self.pilots_todo():
             return pilots
         return [] if self.teacher_convergence()[1] is None else super().todo()
 
@@ -203,20 +206,20 @@ class ConvergedCrossGrid(CrossGrid):
         """``TunedGrid.summarize`` once the teacher is trained; before, a summary of the teacher's pilots."""
         if finished(self.teacher_dir):
             return super().summarize()
-        pilots_done = not any(r.role == "teacher-pilot" for r in self.todo())
-        state = ("teacher pilots" if not pilots_done or self.teacher_convergence()[1] is not None else
+        convergence = self.teacher_convergence()
+        state = ("teacher pilots" if self.pilots_todo() or convergence[1] is not None else
                  f"not valid: no doubling of the teacher's budget passed up to "
                  f"{self.cfg['teacher_convergence']['max_epochs']} epochs; train it longer or on more images")
         summary = {"experiment": self.experiment, "scale": self.scale, "teacher": self.cfg["teacher"],
-                   "state": state, **self.teacher_summary(), "runs": run_names(self.out, "*/*"),
+                   "state": state, **self.teacher_summary(convergence), "runs": run_names(self.out, "*/*"),
                    **({"overrides": self.overrides} if self.overrides else {})}
         write_record(self.out / "summary.json", summary, provenance(config={"sizes": self.cfg}))
         return summary
 
-    def teacher_summary(self) -> dict:
+    def teacher_summary(self, convergence: tuple | None = None) -> dict:
         """The teacher's doubling test: per budget its pilots' accuracies and curves, each doubling's verdict, and
-        the budget the teacher trains at."""
-        tests, epochs = self.teacher_convergence()
+        the budget the teacher trains at. ``convergence`` is ``teacher_convergence()`` when the caller has it."""
+        tests, epochs = convergence or self.teacher_convergence()
         budgets = {e: budget_row(r) for e in self.teacher_budgets() if (r := self.pilots(e))}
         return {"teacher_convergence": {"budgets": budgets, "doubling": tests, "epochs": epochs,
                                         "held_out": self.cfg["teacher_convergence"]["val_size"]}}

@@ -253,13 +253,19 @@ class ConvergedEnsembleGrid(EnsembleGrid):
         w = self.weights() if self.valid() else None
         return None if w is None else LambdaSearch(self, Method("fkd", **w["fkd"]))
 
-    def student_weights(self) -> dict | None:
-        """KD's weight from the comparison, FKD's with the lambda chosen at the most teachers; None until chosen."""
+    def lambda_choice(self) -> tuple:
+        """FKD's lambda search at the most teachers, read once: ``(search, chosen, tables, wanted)``, with
+        ``search`` None (and nothing chosen) while the grid is not valid or has no weights yet."""
         search = self.search()
         if search is None:
-            return None
-        chosen, _, wanted = search.choices()
-        if wanted:
+            return None, {}, {}, []
+        return (search, *search.choices())
+
+    def student_weights(self, choice: tuple | None = None) -> dict | None:
+        """KD's weight from the comparison, FKD's with the lambda chosen at the most teachers; None until chosen.
+        ``choice`` is ``lambda_choice()`` when the caller has it already."""
+        search, chosen, _, wanted = choice or self.lambda_choice()
+        if search is None or wanted:
             return None
         w = self.weights()
         return {"kd": w["kd"], "fkd": {**w["fkd"], "lam_kd": chosen["fkd"].lam_kd}}
@@ -271,15 +277,15 @@ class ConvergedEnsembleGrid(EnsembleGrid):
             return waiting
         if self.valid() is None:
             return [runner.Run(DIVERSITY, "diversity")]
-        search = self.search()
+        choice = self.lambda_choice()
+        search, _, _, wanted = choice
         if search is None:
             return []
-        _, _, wanted = search.choices()
         if wanted:
             return [runner.Run(str(search.run_dir(m, s).relative_to(self.out)), "tune", (m, search.E), s)
                     for m, s in wanted]
         return [runner.Run(str(run_dir(self.out, m, E, s).relative_to(self.out)), label, (m, E), s)
-                for label, m, E, s in students(self.cfg, self.student_weights())
+                for label, m, E, s in students(self.cfg, self.student_weights(choice))
                 if not finished(run_dir(self.out, m, E, s))]
 
     def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
@@ -301,11 +307,9 @@ class ConvergedEnsembleGrid(EnsembleGrid):
         teachers = {d.name: {k: final(rec, k) for k in ("test_acc", "val_acc", "train_clean_acc")}
                     for d in self.teacher_dirs if (rec := done_record(d)) is not None}
         div = load_result(self.out / DIVERSITY)["result"] if (self.out / DIVERSITY).exists() else None
-        valid, search = self.valid(), self.search()
-        tuning, rows, registered, weights = None, {}, {}, self.student_weights()
-        if search is not None:
-            _, tables, _ = search.choices()
-            tuning = tables.get("fkd")
+        valid, choice = self.valid(), self.lambda_choice()
+        search, _, tables, _ = choice
+        tuning, rows, registered, weights = tables.get("fkd"), {}, {}, self.student_weights(choice)
         if weights is not None:
             rows, by_cell = student_rows(self.out, students(self.cfg, weights))
             registered = search.registered_family(by_cell)

@@ -68,9 +68,11 @@ readme: $(STAMP)
 gpu-check:
 	$$(test -x $(BIN)/python && echo $(BIN)/python || echo python3) benchmarks/gpu_check.py --size $${SIZE:-gpu}
 
-## the engine vs a RepDistiller-style loop, side by side (SIZE=cpu|gpu|tiny); writes results/benchmarks/, see BENCHMARKS.md
+## the engine vs a RepDistiller-style loop, side by side (SIZE=cpu|gpu|tiny), then a distilled step with and without
+## the teacher's outputs cached; writes results/benchmarks/, see BENCHMARKS.md
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py --size $${SIZE:-cpu}
+	$(BIN)/python benchmarks/bench_teacher_sharing.py --size $$(test "$${SIZE:-cpu}" = tiny && echo tiny || echo cpu)
 
 ## JupyterLab on notebooks/: loopback only, a token (printed in the URL), this venv's kernel
 lab: $(STAMP)

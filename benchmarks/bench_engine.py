@@ -152,13 +152,13 @@ class EngineLoop:
     """What ``fkdlib.engine.train.train`` does per step: a DeviceLoader batch, ``TrainStep``, ``EpochStats.add``."""
 
     def __init__(self, student, teachers, method, X, y, batch, device, precision="auto", fold=True,
-                 compile=False, lr=0.05):
+                 compile=False, lr=0.05, cache=None):
         student = student.to(device, memory_format=torch.channels_last)
         opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
         tt = [Teacher(t.to(device, memory_format=torch.channels_last), "t", "synthetic") for t in teachers]
         self.precision = amp.resolve_precision(precision, device)
         self.step_fn = TrainStep(student, tt, method, opt, device, self.precision, fold_teachers=fold,
-                                 compile=compile)
+                                 compile=compile, cache=cache)
         self.loader = DeviceLoader(X, y, batch, train=True, mean=MEAN, std=STD, device=device, seed=0)
         self.device = device
         self.epoch, self.k = 0, 0
@@ -326,18 +326,31 @@ def markdown_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmdline(pid) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def _others_running() -> list[str]:
-    """Other heavy Python processes on this machine (timings taken beside them are distorted)."""
+    """Other heavy Python processes on this machine (timings taken beside them are distorted): fkdlib's training
+    commands and the worker processes they spawned (whose own command line names only ``multiprocessing``)."""
     found = []
     for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "fkdlib experiment" in cmd or "fkdlib train" in cmd or "fkdlib distill" in cmd:
-            found.append(cmd.strip())
+        cmd = _cmdline(pid)
+        if "multiprocessing.spawn" in cmd:
+            try:
+                parent = next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                              if line.startswith("PPid:"))
+            except (OSError, StopIteration):
+                continue
+            if any(k in _cmdline(parent) for k in ("fkdlib experiment", "fkdlib train", "fkdlib distill")):
+                found.append(f"{cmd} (worker of {_cmdline(parent)})")
+        elif "fkdlib experiment" in cmd or "fkdlib train" in cmd or "fkdlib distill" in cmd:
+            found.append(cmd)
     return found
 
 

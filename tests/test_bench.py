@@ -60,3 +60,19 @@ def test_the_reference_transform_is_repdistillers(bench):
     assert names == ["RandomCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
     crop = bench.reference_transform().transforms[0]
     assert crop.size == (32, 32) and crop.padding == 4
+
+
+def test_the_teacher_sharing_benchmark_runs_and_its_warm_cache_hits_every_batch(tmp_path):
+    """benchmarks/bench_teacher_sharing.py at its tiny size: the warm round reads every batch from the cache, and
+    the ratios are the uncached step's time over the others' as recorded."""
+    spec = importlib.util.spec_from_file_location("bench_teacher_sharing", SCRIPT.parent / "bench_teacher_sharing.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "sharing.json"
+    record = json.loads(json.dumps(mod.main(["--size", "tiny", "--out", str(out)])))
+    assert json.loads(out.read_text()) == record
+    for row in record["methods"]:
+        assert row["warm_hits"] == record["settings"]["steps"]
+        s = row["s_per_step"]
+        assert row["warm_speedup"] == pytest.approx(s["uncached"] / s["warm"])
+        assert s["warm"] == min(row["s_per_step_rounds"]["warm"])

@@ -73,6 +73,9 @@ def test_the_smoke_comparison_gives_the_same_runs_and_numbers_through_every_exec
         monkeypatch.setenv("FKD_RESULTS_DIR", str(root))
         summary = comparison.run("smoke", progress=False, precision="fp32", **executor)  # one thread a run
         results[name] = (_finals(root), summary["paired"])
+        if name == "sequential":  # every run in this process: the students of a seed read the teacher's outputs once
+            caches = [g._cache for g in runner._GRIDS.values() if getattr(g, "_cache", None) is not None]
+            assert caches and max(c.hits for c in caches) > 0
     import ray
     ray.shutdown()
     seq, pool, ray_runs = results["sequential"], results["workers"], results["ray"]
@@ -104,3 +107,20 @@ def test_a_full_scale_grid_warns_before_it_starts_and_says_it_resumes(tmp_path, 
     assert out.count("the full scale trains 4 run(s) now") == 1 and "resumes" in out
     runner.run_grid(FakeGrid("full", tmp_path), _ref("full", tmp_path), progress=False)   # nothing left: no warning
     assert "full scale" not in capsys.readouterr().out
+
+
+def test_a_free_worker_is_given_the_most_urgent_run_of_the_seed_it_ran_last():
+    """The students of a seed share batches, so a worker that keeps its seed can reuse the teacher's outputs."""
+    pool = runner._Pool(2, 1)  # no process starts before a run is submitted
+    try:
+        urgent, b91, c90, d90 = (runner.Run(n, "tune", None, s) for n, s in
+                                 [("urgent", 92), ("b", 91), ("c", 90), ("d", 90)])
+        pool.seeds = [90, 91]
+        assert pool.pick([urgent, b91, c90, d90]) == [c90, b91]
+        pool.seeds = [90, None]
+        assert pool.pick([urgent, b91, c90, d90]) == [c90, urgent]  # a new worker takes the most urgent run
+        assert pool.planned == {"c": 0, "urgent": 1}
+        pool.seeds = [None, None]
+        assert pool.pick([urgent, b91, c90]) == [urgent, b91]  # nothing to keep: the most urgent first
+    finally:
+        pool.close()

@@ -66,7 +66,9 @@ class EnsembleGrid:
         self.proto = config.sizes(self.cfg["protocol"], scale)
         self.teacher_dirs = teacher_dirs(self.out, self.cfg)
         self._data = self._teachers = None
-        self._cache = TeacherCache()  # per process: the students of one seed share their teachers' outputs
+        # per process: the students of one seed share their teachers' outputs; at 400 epochs the eight teachers'
+        # outputs on one seed's batches are about 2.4 GB, which the cache must hold whole (``grid_cache``)
+        self._cache = TeacherCache(3 * 1024 ** 3, 256 * 1024)
 
     def todo(self) -> list[runner.Run]:
         waiting = [runner.Run(str(d.relative_to(self.out)), "teacher", None, s)

@@ -9,7 +9,8 @@ killed run from its last epoch). On a cluster that folder must be storage every 
 The runner only schedules: it keeps up to ``capacity`` runs in flight, asks the grid again after every finished
 run (a finished tuning run may settle a choice and unlock the next ones), retries a failed run once, then reports it
 by name with its error while the rest of the grid goes on. Executors: ``sequential`` (the default; nbval and smoke
-runs), ``workers=N`` (``concurrent.futures`` with the spawn start method: N processes sharing the cores or one GPU),
+runs), ``workers=N`` (N spawned worker processes sharing the cores or one GPU; a free worker is given the most urgent run of
+the seed it ran last, whose batches its grid may have seen: ``TeacherCache``),
 ``ray="auto"`` (start or join a local Ray) or ``ray="ADDRESS"`` (join a cluster; ``pip install fkdlib[cluster]``).
 """
 from __future__ import annotations
@@ -115,6 +116,11 @@ def execute(ref: GridRef, run: Run, threads: int | None = None) -> str:
     return run.name
 
 
+def _first(runs: list[Run], free: int) -> list[Run]:
+    """Which of ``runs`` (most urgent first) to start on ``free`` free slots: the first ones."""
+    return runs[:free]
+
+
 class _Sequential:
     """Runs each submitted run at once, in this process."""
 
@@ -122,6 +128,9 @@ class _Sequential:
 
     def __init__(self, threads):
         self.threads = threads
+
+    def pick(self, runs: list[Run]) -> list[Run]:
+        return _first(runs, 1)
 
     def submit(self, ref, run) -> Future:
         f = Future()
@@ -139,24 +148,70 @@ class _Sequential:
 
 
 class _Pool:
-    """N spawned worker processes (``concurrent.futures``); a pool broken by a killed worker is replaced."""
+    """N spawned worker processes, each its own one-process ``concurrent.futures`` pool, so that a run goes to the
+    worker that ran its seed last where that worker is free: the students of a seed see the same batches, and the
+    worker's grid may still hold the teacher's outputs on them (``TeacherCache``). A worker killed mid-run breaks only
+    its own pool, which is replaced; its run is asked for again and resumes from its last checkpoint."""
 
     def __init__(self, workers: int, threads):
         self.capacity, self.threads = workers, threads
-        self.pool = self._new()
+        self.pools = [self._new() for _ in range(workers)]
+        self.seeds: list[int | None] = [None] * workers  # the seed each worker was given last
+        self.running: dict[Future, int] = {}              # future -> its worker
+        self.planned: dict[str, int] = {}                 # run name -> the worker ``pick`` chose for it
 
-    def _new(self):
-        return ProcessPoolExecutor(self.capacity, mp_context=get_context("spawn"))
+    @staticmethod
+    def _new():
+        return ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+
+    def _free(self) -> list[int]:
+        for f in [f for f in self.running if f.done() and not isinstance(f.exception(), BrokenProcessPool)]:
+            del self.running[f]  # finished: its worker is free (a broken one waits for ``restart``)
+        busy = {w for f, w in self.running.items() if not f.done()}
+        return [w for w in range(self.capacity) if w not in busy]
+
+    def _assign(self, runs: list[Run]) -> list[tuple[Run, int]]:
+        """Free workers matched with runs: each first with the most urgent run of its own last seed, then the
+        workers left with the most urgent runs left."""
+        free, left, pairs = self._free(), list(runs), []
+        for w in list(free):
+            run = next((r for r in left if self.seeds[w] is not None and r.seed == self.seeds[w]), None)
+            if run is not None:
+                pairs.append((run, w))
+                left.remove(run)
+                free.remove(w)
+        return pairs + list(zip(left, free))
+
+    def pick(self, runs: list[Run]) -> list[Run]:
+        pairs = self._assign(runs)
+        self.planned = {r.name: w for r, w in pairs}
+        return [r for r, _ in pairs]
 
     def submit(self, ref, run) -> Future:
-        return self.pool.submit(execute, ref, run, self.threads)
+        w = self.planned.pop(run.name, None)
+        if w is None:
+            w = self._assign([run])[0][1]
+        self.seeds[w] = run.seed
+        try:
+            future = self.pools[w].submit(execute, ref, run, self.threads)
+        except BrokenProcessPool:  # its worker died after its last run finished
+            self.pools[w] = self._new()
+            future = self.pools[w].submit(execute, ref, run, self.threads)
+        self.running[future] = w
+        return future
 
     def restart(self):
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = self._new()
+        """Replace the pools of workers that died (their futures hold ``BrokenProcessPool``)."""
+        for f, w in list(self.running.items()):
+            if f.done():
+                del self.running[f]
+                if isinstance(f.exception(), BrokenProcessPool):
+                    self.pools[w].shutdown(wait=False, cancel_futures=True)
+                    self.pools[w], self.seeds[w] = self._new(), None
 
     def close(self):
-        self.pool.shutdown(wait=True)
+        for pool in self.pools:
+            pool.shutdown(wait=True)
 
 
 class _Ray:
@@ -182,6 +237,9 @@ class _Ray:
         self.capacity = workers or max(1, slots)
         self.threads = threads
         self.task = ray.remote(execute).options(**self.resources)
+
+    def pick(self, runs: list[Run]) -> list[Run]:
+        return runs  # the runner keeps at most ``capacity`` in flight
 
     def submit(self, ref, run) -> Future:
         return self.task.remote(ref, run, self.threads).future()
@@ -242,7 +300,7 @@ def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = N
                       f"with the paper's recipe: hours on a GPU, days on a CPU. The time estimate follows the first "
                       f"epoch; stop at any time, and running it again resumes where it stopped.", flush=True)
             busy = {r.name for r in in_flight.values()}
-            for run in [r for r in todo if r.name not in busy][:max(0, ex.capacity - len(in_flight))]:
+            for run in ex.pick([r for r in todo if r.name not in busy])[:max(0, ex.capacity - len(in_flight))]:
                 in_flight[ex.submit(ref, run)] = run
             runs_bar.total = done + len(failures) + len({r.name for r in todo} | set(busy))
             runs_bar.set_postfix(running=len(in_flight), failed=len(failures), refresh=False)
@@ -264,9 +322,8 @@ def run_grid(grid, ref: GridRef, workers: int | None = None, ray: str | None = N
                 attempts[run.name] += 1
                 if attempts[run.name] > retries:
                     failures[run.name] = f"{type(err).__name__}: {err}"
-            if broken:  # a worker died (killed, out of memory): the pool is gone, and the runs it still held with it;
-                in_flight.clear()  # todo() asks for them again and they resume from their last checkpoint
-                ex.restart()
+            if broken:  # a worker died (killed, out of memory): its pool is replaced; todo() asks for its run again,
+                ex.restart()  # which resumes from its last checkpoint
     finally:
         runs_bar.close()
         ex.close()

@@ -26,10 +26,16 @@ from pathlib import Path
 from ..distill.methods import Method
 from ..device import get_device
 from ..engine.amp import resolve_precision
+from ..engine.teacher_cache import grid_cache
 from ..records import done_record, final, finished, pinned, provenance, run_names, run_record, write_record
 from ..stats import family, mean_ci95, mean_present, paired_ci95
 from . import config, runner
 from .splits import comparison_data
+
+# a worker's cache of the teacher's outputs, for the students of a seed it trains one after another (runner's seed
+# affinity): the converged comparison's teacher on one seed's batches is about 0.3 GB (400 epochs of 2,500 images,
+# a 64-wide feature and 10 logits in float32), so this holds four seeds; SP's feature maps are not kept
+CACHE_BYTES = 5 * 256 * 1024 ** 2
 
 
 def run_name(method: Method) -> str:
@@ -237,6 +243,9 @@ class TunedGrid:
             if getattr(self, "_teacher", None) is None:
                 self._teacher = load_teacher(self.teacher_dir / "model.pt", device=device or "cpu")
             args, kw = self.student_job(run.spec, run.seed, self._data, self._teacher)
+            if getattr(self, "_cache", None) is None:
+                self._cache = grid_cache(device, CACHE_BYTES)
+            kw["teacher_cache"] = self._cache
         return runner.train_or_reuse(*args, **kw, **common)
 
     def final_rows(self, chosen: dict) -> tuple[dict, dict]:

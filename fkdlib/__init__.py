@@ -14,7 +14,8 @@
     paths.py, device.py   where files live; CUDA, then MPS, then CPU
     cli.py        python -m fkdlib ...
 
-Imports run one way, down the list's pipeline: cli -> experiments, theory -> engine -> data, viz, records ->
-models, distill, paths. ``fkdlib.kernels`` and ``fkdlib.losses`` are ``fkdlib.distill.kernels`` and ``.losses``.
+Imports run one way, each layer importing only its own and those below (tests/test_layering.py): cli -> viz ->
+experiments -> theory -> engine -> records -> data, models, distill -> paths, device, stats, claims.
+``fkdlib.kernels`` and ``fkdlib.losses`` are ``fkdlib.distill.kernels`` and ``.losses``.
 """
 __version__ = "0.1.0"

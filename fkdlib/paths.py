@@ -1,6 +1,5 @@
-"""Where things live, resolved from the package, never from the current directory.
-
-nbval, Colab and papermill each start notebooks in a different folder; these paths do not care.
+"""Where things live, resolved from the package, never from the current directory, and the scales that pick a
+folder: nbval, Colab and papermill each start notebooks in a different folder; these paths do not care.
 """
 from __future__ import annotations
 
@@ -8,6 +7,17 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# every notebook and experiment runs at one of these (fkdlib.experiments.config says what each means)
+SCALES = ("smoke", "lite", "full")
+
+
+def get_scale(scale: str | None = None) -> str:
+    """Validate ``scale``; if None, read ``FKD_SCALE`` (default ``lite``)."""
+    scale = scale if scale is not None else os.environ.get("FKD_SCALE", "lite")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)} (setting FKD_SCALE or SCALE)")
+    return scale
 
 
 def figures_dir(scale: str | None = None) -> Path:

@@ -50,6 +50,14 @@ def provenance(seed: int | None = None, config: dict | None = None, device: torc
     }
 
 
+def experiment_dir(name: str, scale: str, overrides: dict | None = None) -> Path:
+    """``results/<name>/<scale>/``, an experiment's folder at one scale (smoke: under the git-ignored
+    ``results/smoke/``); with size overrides ``<scale>-<hash>/``, a folder of their own."""
+    if not overrides:
+        return results_dir(scale) / name / scale
+    return results_dir(scale) / name / f"{scale}-{digest(overrides, 8)}"
+
+
 def save_result(experiment: str, run: str, result: dict, provenance_record: dict, scale: str | None = None) -> Path:
     """Write ``{"result": ..., "provenance": ...}`` to ``results/<experiment>/<run>.json`` atomically."""
     return write_record(results_dir(scale) / experiment / f"{run}.json", result, provenance_record)

@@ -10,25 +10,15 @@ own, ``results/<experiment>/<scale>-<hash of the overrides>/``, so the committed
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..paths import results_dir
-from ..records import digest, final, provenance, write_record
+from ..records import experiment_dir, final, provenance, write_record
 from ..stats import mean_ci95, mean_present, paired_ci95
 from ..theory.experiment import run as theory   # notebook 02's simulation: results/theory/<scale>.json
-from . import comparison
-from . import config
+from . import comparison, config, ensemble
+from . import convergence as doubling   # the module; ``convergence`` below is its catalog entry
+from .cross import ConvergedCrossGrid, CrossGrid
 
 
 EXECUTOR = ("workers", "ray", "threads", "resources")
-
-
-def experiment_dir(name: str, scale: str, overrides: dict | None = None) -> Path:
-    """``results/<name>/<scale>/`` (smoke: under the git-ignored ``results/smoke/``); with size overrides
-    ``<scale>-<hash>/``, a folder of their own."""
-    if not overrides:
-        return results_dir(scale) / name / scale
-    return results_dir(scale) / name / f"{scale}-{digest(overrides, 8)}"
 
 
 def _split(kw: dict) -> tuple[dict, dict | None]:
@@ -112,30 +102,24 @@ def ensemble_size(scale: str | None = None, data_root=None, device=None, progres
     """docs/paper.md §3.2 at our scale (``fkdlib.experiments.ensemble``): one architecture for every teacher and student,
     the teachers trained like the students on their data; KD, FKD on the mean of the teachers' kernels and FKD on
     their concatenated features at each E, paired over seeds with plain students. Returns the summary."""
-    from . import ensemble as grid
-
     executor, overrides = _split(kw)
-    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                    overrides=overrides, **executor)
+    return ensemble.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                        overrides=overrides, **executor)
 
 
 def ensemble_size_converged(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
                             precision: str = "auto", **kw) -> dict:
     """Ensemble size in the regime the paper tests (``ensemble.ConvergedEnsembleGrid``): converged teachers, their
     diversity recorded and the grid's validity judged before any student. Returns the summary."""
-    from . import ensemble as grid
-
     executor, overrides = _split(kw)
-    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                    overrides=overrides, grid_class=grid.ConvergedEnsembleGrid, **executor)
+    return ensemble.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                        overrides=overrides, grid_class=ensemble.ConvergedEnsembleGrid, **executor)
 
 
 def cross_dataset(scale: str | None = None, data_root=None, device=None, progress: bool | None = None,
                   precision: str = "auto", **kw) -> dict:
     """docs/paper.md §3.3 at our scale (``fkdlib.experiments.cross``): a teacher on one label space, students on another;
     each method's weight and learning rate chosen on validation, then paired seeds. Returns the summary."""
-    from .cross import CrossGrid
-
     executor, overrides = _split(kw)
     return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
                           grid_class=CrossGrid, overrides=overrides, **executor)
@@ -146,8 +130,6 @@ def cross_dataset_converged(scale: str | None = None, data_root=None, device=Non
     """Cross-dataset distillation in the regime the paper tests (``cross.ConvergedCrossGrid``): a teacher trained to
     its own doubling test on every image of its label space, students in the converged regime, searches that
     bracket, a tie rule stated in advance, the family with Holm. Returns the summary."""
-    from .cross import ConvergedCrossGrid
-
     executor, overrides = _split(kw)
     return comparison.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
                           grid_class=ConvergedCrossGrid, overrides=overrides, **executor)
@@ -158,11 +140,9 @@ def convergence(scale: str | None = None, data_root=None, device=None, progress:
     """The doubling test (``fkdlib.experiments.convergence``): the plain student and FKD at one weight, at doubling
     budgets, on the method comparison's data; the shortest budget at which doubling moves validation accuracy by
     under a point is the comparison's regime. Returns the summary."""
-    from . import convergence as grid
-
     executor, overrides = _split(kw)
-    return grid.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
-                    overrides=overrides, **executor)
+    return doubling.run(scale, data_root=data_root, device=device, progress=progress, precision=precision,
+                        overrides=overrides, **executor)
 
 
 EXPERIMENTS = {"convergence": convergence, "method_comparison": method_comparison,

@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..distill.methods import Method, weight_candidates
+from ..records import experiment_dir, final, load_result
 from . import config
-from ..records import final
 from .tuning import TunedGrid, ladder, run_to_summary
 
 # the paired differences every summary reports: (a, b) means a - b
@@ -129,9 +129,6 @@ class ConvergedGrid(Grid):
     def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
         """The teacher's validation accuracy and the regime's evidence: the doubling test of the pilots and the plain
         student's clean training accuracy and distance below its teacher in the finals."""
-        from .catalog import experiment_dir
-        from ..records import load_result
-
         pilots = experiment_dir("convergence", self.scale) / "summary.json"
         doubling = load_result(pilots)["result"] if pilots.exists() else None
         plain = methods.get("none", {})
@@ -151,8 +148,6 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
     default the runs train one after another in this process. A run that fails twice is reported by name after the
     others are done and summarised (``runner.GridFailed``).
     """
-    from .catalog import experiment_dir
-
     scale = config.get_scale(scale)
     out = Path(out or experiment_dir(grid_class.experiment, scale, overrides))
     return run_to_summary(grid_class(scale, out, overrides), data_root=data_root, device=device, progress=progress,
@@ -161,6 +156,4 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
 
 def summarize(scale: str, out: Path | None = None) -> dict:
     """Read the comparison's runs and write its ``summary.json`` (``Grid.summarize``)."""
-    from .catalog import experiment_dir
-
     return Grid(scale, Path(out or experiment_dir("method_comparison", scale))).summarize()

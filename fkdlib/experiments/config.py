@@ -1,4 +1,6 @@
-"""Scales and sizes: the one place sizes live.
+"""Scales and sizes: every experiment's and notebook's sizes at every scale, read through one function (``sizes``).
+The multi-view simulation keeps its own (``fkdlib.theory.experiment.SIZES``, so that theory needs nothing of the
+experiments); they are listed here too, as ``sizes("theory", scale)``.
 
 Every notebook and experiment runs at one of three scales, chosen by one setting (the notebook's
 ``SCALE`` parameter, which defaults to the ``FKD_SCALE`` environment variable):
@@ -9,11 +11,9 @@ Every notebook and experiment runs at one of three scales, chosen by one setting
 """
 from __future__ import annotations
 
-import os
-
 from ..engine.recipes import PRESETS, Recipe, get_recipe
-
-SCALES = ("smoke", "lite", "full")
+from ..paths import SCALES, get_scale   # here too: config.get_scale, config.SCALES
+from ..theory.experiment import SIZES as THEORY_SIZES
 
 # the engine's recipe at our reduced scales (the paper's and RepDistiller's: fkdlib.engine.recipes.PRESETS); the
 # experiments below start from one and replace what they settle themselves
@@ -156,18 +156,8 @@ _SIZES["convergence"] = {
                  methods=_PILOT_METHODS, eval_every=10, tolerance=1.0),
 }
 
-# notebook 02 / docs/paper.md §2: the multi-view simulation. The data model and the net (fkdlib.theory.data's
-# MultiViewSpec, the notebook's parameters) are the same at every scale; the scales change how many nets and
-# test points (smoke also cuts the steps: it proves the code path and claims nothing)
-_SIZES["theory"] = {
-    "smoke": dict(n_train=300, n_pool=400, n_test=200, n_nets=3, n_students=2, E=[1, 2], steps=40, fkd_steps=8,
-                  kd_batch=64, record_every=4, ablation_lams=[30.0]),
-    "lite": dict(n_train=300, n_pool=3000, n_test=1000, n_nets=9, n_students=6, E=[1, 2, 4, 8], steps=300,
-                 fkd_steps=100, kd_batch=200, record_every=5, ablation_lams=[3.0, 30.0, 300.0, 1000.0]),
-    "full": dict(n_train=300, n_pool=3000, n_test=4000, n_nets=17, n_students=16, E=[1, 2, 4, 8], steps=300,
-                 fkd_steps=100, kd_batch=200, record_every=5,
-                 ablation_lams=[1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]),
-}
+# notebook 02 / docs/paper.md §2: the multi-view simulation, sized where it lives (fkdlib.theory.experiment.SIZES)
+_SIZES["theory"] = THEORY_SIZES
 
 
 # notebook 05 / docs/paper.md §3.2, as the paper: one architecture for every teacher and student, each
@@ -294,14 +284,6 @@ _SIZES["cross_dataset_converged"] = {
                                           seeds=[90, 91], val_size=5000, tolerance=1.0, eval_every=10),
                  **_CROSS_FAMILY),
 }
-
-
-def get_scale(scale: str | None = None) -> str:
-    """Validate ``scale``; if None, read ``FKD_SCALE`` (default ``lite``)."""
-    scale = scale if scale is not None else os.environ.get("FKD_SCALE", "lite")
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)} (setting FKD_SCALE or SCALE)")
-    return scale
 
 
 def sizes(name: str, scale: str | None = None, **overrides) -> dict:

@@ -19,10 +19,12 @@ import math
 from pathlib import Path
 
 from ..distill.methods import Method
-from ..records import done_record, final, finished, provenance, run_names, write_record
+from ..models.teachers import load_teacher
+from ..records import done_record, experiment_dir, final, finished, provenance, run_names, write_record
 from ..stats import mean_ci95
 from . import config, runner
-from .tuning import run_name
+from .comparison import Grid
+from .tuning import run_name, run_to_summary
 
 EXPERIMENT = "convergence"
 
@@ -96,9 +98,6 @@ class ConvergenceGrid:
     experiment = EXPERIMENT
 
     def __init__(self, scale: str, out: Path, overrides: dict | None = None):
-        from .comparison import Grid
-        from .catalog import experiment_dir
-
         self.scale, self.out, self.overrides = scale, Path(out), dict(overrides or {})
         self.cfg = config.sizes(EXPERIMENT, scale, **self.overrides)
         self.proto = config.sizes(self.cfg["protocol"], scale)
@@ -135,8 +134,6 @@ class ConvergenceGrid:
                 for label, m, e, s in self.runs() if not finished(self.run_dir(m, e, s))]
 
     def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
-        from ..models.teachers import load_teacher
-
         if self._data is None:
             self._data = self.comparison.data(data_root)
         common = dict(device=device, progress=progress, precision=precision)
@@ -193,9 +190,6 @@ def budget_row(recs: dict) -> dict:
 def run(scale: str | None = None, out: Path | None = None, data_root=None, device=None, progress=None,
         precision: str = "auto", overrides: dict | None = None, **executor) -> dict:
     """Train the pilots still missing, then summarise; ``executor`` as ``comparison.run``."""
-    from .catalog import experiment_dir
-    from .tuning import run_to_summary
-
     scale = config.get_scale(scale)
     grid = ConvergenceGrid(scale, Path(out or experiment_dir(EXPERIMENT, scale, overrides)), overrides)
     return run_to_summary(grid, data_root=data_root, device=device, progress=progress, precision=precision,

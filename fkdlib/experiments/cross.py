@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..distill.methods import Method, weight_candidates
-from ..records import done_record, finished, load_result, provenance, run_names, write_record
+from ..records import done_record, experiment_dir, finished, load_result, provenance, run_names, write_record
 from . import config, runner
 from .convergence import budget_recipe, budget_row, doubled_budgets, doubling_tests
 from .splits import cross_data
@@ -171,8 +171,6 @@ class ConvergedCrossGrid(CrossGrid):
     # the students' searches
     def fkd_regulariser(self) -> dict | None:
         """FKD's regulariser as the converged method comparison chose it (``lam_fr``, ``fr_squared``); None until then."""
-        from .catalog import experiment_dir
-
         path = experiment_dir(self.cfg["fkd_fr_from"], self.scale) / "summary.json"
         fkd = load_result(path)["result"].get("methods", {}).get("fkd", {}) if path.exists() else {}
         return {k: fkd["method"][k] for k in ("lam_fr", "fr_squared")} if "method" in fkd else None

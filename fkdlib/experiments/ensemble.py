@@ -17,15 +17,17 @@ from pathlib import Path
 
 from ..data.loader import DeviceLoader
 from ..distill.methods import Method
+from ..engine.diversity import diversity
 from ..engine.evaluate import ensemble_accuracy
 from ..engine.teacher_cache import TeacherCache
 from ..models.teachers import load_teacher
-from ..records import MODEL, done_record, final, finished, load_result, provenance, run_names, write_record
+from ..records import (MODEL, done_record, experiment_dir, final, finished, load_result, provenance, run_names,
+                       write_record)
 from ..stats import mean_ci95, mean_present, paired_ci95
 from . import config
 from . import runner
 from .splits import comparison_data
-from .tuning import TunedGrid, ladder, run_name
+from .tuning import TunedGrid, ladder, run_name, run_to_summary
 
 EXPERIMENT = "ensemble_size"
 ENSEMBLES = "teacher_ensembles.json"  # each teacher ensemble's own test accuracy, per E
@@ -116,9 +118,6 @@ def run(scale: str | None = None, out: Path | None = None, data_root=None, devic
     """Train what the grid still needs (teachers, the teacher ensembles' accuracies, students), then summarise;
     ``grid_class``: ``EnsembleGrid`` (the default) or ``ConvergedEnsembleGrid``; ``executor`` as ``comparison.run``
     (``workers=N``, ``ray=...``)."""
-    from .tuning import run_to_summary
-    from .catalog import experiment_dir
-
     grid_class = grid_class or EnsembleGrid
     scale = config.get_scale(scale)
     grid = grid_class(scale, Path(out or experiment_dir(grid_class.experiment, scale, overrides)), overrides)
@@ -156,8 +155,6 @@ def student_rows(out: Path, jobs: list) -> tuple[dict, dict]:
 def summarize(scale: str, out: Path | None = None, overrides: dict | None = None) -> dict:
     """Read the grid's runs and write ``summary.json``: the teachers and their ensembles' accuracies, per method and
     E the students' test accuracy per seed (mean, 95% CI), and the paired differences the notebook reports."""
-    from .catalog import experiment_dir
-
     cfg = config.sizes(EXPERIMENT, scale, **(overrides or {}))
     out = out or experiment_dir(EXPERIMENT, scale, overrides)
     rows, acc = student_rows(out, students(cfg))
@@ -240,8 +237,6 @@ class ConvergedEnsembleGrid(EnsembleGrid):
 
     def weights(self) -> dict | None:
         """KD's and FKD's weights as the method comparison in this regime chose them; None until it has."""
-        from .catalog import experiment_dir
-
         path = experiment_dir(self.cfg["weights_from"], self.scale) / "summary.json"
         if not path.exists():
             return None
@@ -291,8 +286,6 @@ class ConvergedEnsembleGrid(EnsembleGrid):
                 if not finished(run_dir(self.out, m, E, s))]
 
     def execute(self, run: runner.Run, data_root=None, device=None, progress=None, precision: str = "auto") -> None:
-        from ..engine.diversity import diversity
-
         if run.role != "diversity":
             return super().execute(run, data_root, device, progress, precision)
         if self._data is None:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from ..distill.methods import label as _label, weights_label
 from ..paths import REPO_ROOT
-from ..records import load_result
+from ..records import experiment_dir, load_result
 from . import paper
-from .catalog import experiment_dir
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -89,7 +89,7 @@ class TunedGrid:
             raise ValueError(f"{self.experiment}: tuning seeds {sorted(overlap)} are also final seeds")
         self.teacher_dir = out / f"teacher_{self.cfg['teacher']}"
         if self.cfg.get("teacher_from"):  # another grid's teacher, shared (that grid trains it)
-            from .catalog import experiment_dir
+            from ..records import experiment_dir
             self.teacher_dir = experiment_dir(self.cfg["teacher_from"], scale) / f"teacher_{self.cfg['teacher']}"
 
     def name(self, cand) -> str:

@@ -18,6 +18,7 @@ import torch
 
 from .data import make_task
 from .simulation import Nets, summarise, teacher_pool_features, train
+from ..paths import get_scale
 from ..records import provenance, save_result
 from ..stats import mean_ci95
 
@@ -26,6 +27,19 @@ LR = 2.0                                                 # scale, init size; ful
 LAM_KD = 300.0   # the simulation's own lambda: its kernel term is on another scale than the CIFAR nets' (sweep: §2)
 COMBINE = "concat"
 TEACHERS = "student j's teachers are nets j+1..j+E (mod n_nets)"
+
+# The sizes at each scale (``fkdlib.experiments.config.sizes("theory", scale)`` lists them too). The data model and
+# the net (fkdlib.theory.data's MultiViewSpec, the notebook's parameters) are the same at every scale; the scales
+# change how many nets and test points (smoke also cuts the steps: it proves the code path and claims nothing)
+SIZES = {
+    "smoke": dict(n_train=300, n_pool=400, n_test=200, n_nets=3, n_students=2, E=[1, 2], steps=40, fkd_steps=8,
+                  kd_batch=64, record_every=4, ablation_lams=[30.0]),
+    "lite": dict(n_train=300, n_pool=3000, n_test=1000, n_nets=9, n_students=6, E=[1, 2, 4, 8], steps=300,
+                 fkd_steps=100, kd_batch=200, record_every=5, ablation_lams=[3.0, 30.0, 300.0, 1000.0]),
+    "full": dict(n_train=300, n_pool=3000, n_test=4000, n_nets=17, n_students=16, E=[1, 2, 4, 8], steps=300,
+                 fkd_steps=100, kd_batch=200, record_every=5,
+                 ablation_lams=[1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]),
+}
 
 
 def teachers_of(j: int, E: int, n_nets: int) -> list[int]:
@@ -49,7 +63,7 @@ def view_shares(learned: torch.Tensor) -> dict:
 
 
 class Simulation:
-    """The design and the phases of notebook 02. Sizes from ``config.sizes("theory", scale)``; the knobs are the
+    """The design and the phases of notebook 02. Sizes from ``SIZES[scale]``; the knobs are the
     notebook's parameters; ``spec`` overrides fields of ``MultiViewSpec`` (e.g. ``mu=0.2``).
 
     ``normalize=False`` matches raw kernels in the FKD phase; ``kd_points="train"`` computes the kernel term on the
@@ -59,12 +73,11 @@ class Simulation:
     def __init__(self, scale: str | None = None, *, seed: int = 0, net: dict | None = None, lr: float = LR,
                  lam_kd: float = LAM_KD, combine: str = COMBINE, normalize: bool = True, kd_points: str = "pool",
                  progress: bool | None = None, **spec):
-        from ..experiments import config   # here, not at the top: the experiments' catalog imports this module
         if combine not in ("concat", "mean") or kd_points not in ("pool", "train"):
             raise ValueError(f"combine is 'concat' or 'mean' ({combine!r}); kd_points is 'pool' or 'train' "
                              f"({kd_points!r})")
-        self.scale = config.get_scale(scale)
-        self.cfg = cfg = config.sizes("theory", self.scale)
+        self.scale = get_scale(scale)
+        self.cfg = cfg = dict(SIZES[self.scale])
         self.seed, self.net, self.lr, self.lam_kd = seed, dict(NET, **(net or {})), lr, lam_kd
         self.combine, self.normalize, self.kd_points, self.progress = combine, normalize, kd_points, progress
         self.task = make_task(seed, cfg["n_train"], cfg["n_pool"], cfg["n_test"], **spec)

@@ -14,7 +14,7 @@ import torch
 import traitlets
 
 from ..distill.kernels import feature_kernel
-from .explore import class_sorted, kernel_grid
+from .heatmaps import class_sorted, kernel_grid
 
 KINDS = ("normalised", "raw", "difference")
 """What the explorer draws: rho (cosines, one scale), raw k (each panel its own scale), rho - rho(reference)."""

@@ -23,6 +23,7 @@ from .engine.amp import PRECISIONS
 from .engine.recipes import PRESETS
 from .experiments.config import RECIPES, recipe as get_recipe
 from .models import list_models
+from .records import final_metrics, to_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, RuntimeError) as err:
         print(f"fkdlib {args.command}: error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(summary, indent=1))
+    print(to_json(summary, indent=1))
     return 0
 
 
@@ -199,4 +200,4 @@ def _run(args) -> dict:
     record = train(args.model, train_d, test_d, recipe, args.out, method=method, teachers=teachers, seed=args.seed,
                    resume=args.resume, overwrite=args.overwrite, kd_data=kd_data, device=device,
                    progress=False if args.quiet else None, precision=args.precision, compile=args.compile)
-    return {"out": args.out, **{k: record["result"]["final"].get(k) for k in ("epoch", "train_acc", "test_acc")}}
+    return {"out": args.out, **{k: final_metrics(record).get(k) for k in ("epoch", "train_acc", "test_acc")}}

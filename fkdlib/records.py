@@ -1,7 +1,11 @@
-"""Results with provenance: every number we show is read from one of these JSON files.
+"""Results with provenance: every number we show is read from one of these JSON files, and this module owns them.
 
 A record holds the result itself and how it was made: git commit (and whether the tree had
 uncommitted changes), fkdlib, torch and Python versions, device, UTC time, seed and full config.
+Records are written here (``write_record``: strict JSON, a missing number is ``null``, never ``NaN``, so any JSON
+reader opens them) in the folders named here (``experiment_dir``, ``RECORD``); a run record (the engine's
+``result.json``) is read through the small view below (``status``, ``final``, ``final_metrics``, ``history``,
+``run_config``, ``run_method``, ``data_label``) rather than by indexing it by hand.
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import datetime as _dt
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -64,13 +69,31 @@ def save_result(experiment: str, run: str, result: dict, provenance_record: dict
 
 
 def write_record(path: str | Path, result: dict, provenance_record: dict) -> Path:
-    """Write ``{"result": ..., "provenance": ...}`` as JSON to ``path`` atomically (never a half-written file)."""
+    """Write ``{"result": ..., "provenance": ...}`` as strict JSON (``to_json``) to ``path`` atomically (never a
+    half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"result": result, "provenance": provenance_record}, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(to_json({"result": result, "provenance": provenance_record}, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def to_json(value, **kw) -> str:
+    """``value`` as strict JSON: every number that is not finite (NaN, a missing value; an infinity) is written
+    ``null``, at any depth, and ``json.dumps`` is told ``allow_nan=False``, so ``NaN`` never reaches a file.
+    ``kw``: ``json.dumps``'s (``indent``, ``sort_keys``). A reader gets None back where the value was missing."""
+    return json.dumps(_finite_or_none(value), allow_nan=False, **kw)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def load_result(path: str | Path) -> dict:
@@ -132,19 +155,51 @@ def done_record(run_dir: str | Path) -> dict | None:
     if not path.exists():
         return None
     record = load_result(path)
-    return record if record["result"]["status"] == "done" else None
+    return record if status(record) == "done" else None
+
+
+# a run record's parts, as the engine writes them (engine.train): read them here, not by indexing the record
+def status(record: dict) -> str:
+    """``"done"``, or ``"running"``: still training, or stopped before its last epoch (killed, or a NaN stop)."""
+    return record["result"]["status"]
+
+
+def final_metrics(record: dict) -> dict:
+    """The last epoch's row of a run record: accuracies as fractions (``test_acc`` 0.53), losses, kernel measures;
+    a value that was not finite is None. ``final`` reads one of them in percent."""
+    return record["result"]["final"]
+
+
+def history(record: dict) -> list[dict]:
+    """A run record's rows, one per epoch (and per evaluation), oldest first; ``final_metrics`` is the last."""
+    return record["result"]["history"]
+
+
+def run_config(record: dict) -> dict:
+    """What the run was made with: architecture, data, recipe, method, seed, teachers, engine settings."""
+    return record["provenance"]["config"]
+
+
+def run_method(record: dict) -> dict:
+    """The run's method and weights as recorded (``Method.to_dict``: ``{"name": "fkd", "lam_kd": 30.0, ...}``)."""
+    return run_config(record)["method"]
+
+
+def data_label(record: dict) -> str | None:
+    """What the run's data is called in every figure and result: the engine's runs keep it in
+    ``config["data_label"]``, notebook 01's record in ``config["data"]``."""
+    config = run_config(record)
+    return config.get("data_label", config.get("data"))
 
 
 def setting(record: dict) -> dict:
     """What a run's numbers depend on besides the code, its sizes and its seeds, as its record names them:
-    ``{"data": label, "device": describe_device's name, "torch": version}``. The engine's runs keep the data's label
-    in ``config["data_label"]``, notebook 01's record in ``config["data"]``. Another data set (torchvision's CIFAR-10
-    rather than our JPEG copy), another device (a GPU, a Mac, another CPU model) or another torch trains other
-    networks from the same seeds: a claim about a committed run's own numbers holds only in its setting
+    ``{"data": data_label, "device": describe_device's name, "torch": version}``. Another data set (torchvision's
+    CIFAR-10 rather than our JPEG copy), another device (a GPU, a Mac, another CPU model) or another torch trains
+    other networks from the same seeds: a claim about a committed run's own numbers holds only in its setting
     (``fkdlib.claims.setting_differs``)."""
     prov = record["provenance"]
-    return {"data": prov["config"].get("data_label", prov["config"].get("data")), "device": prov["device"],
-            "torch": prov.get("torch_version")}
+    return {"data": data_label(record), "device": prov["device"], "torch": prov.get("torch_version")}
 
 
 def setting_here(data_label: str, device: torch.device | str | None = None) -> dict:
@@ -167,9 +222,11 @@ def committed(path: str | Path) -> dict:
     return record
 
 
-def final(record: dict, metric: str = "test_acc") -> float:
-    """A run record's final ``metric`` (``test_acc``, ``val_acc``, ``train_acc``) in percent; NaN if not recorded."""
-    return 100 * record["result"]["final"].get(metric, float("nan"))
+def final(record: dict, metric: str = "test_acc", missing: float | None = float("nan")) -> float | None:
+    """A run record's final ``metric`` (``test_acc``, ``val_acc``, ``train_acc``, ``train_clean_acc``) in percent;
+    ``missing`` (NaN, or None where the caller skips it) if it was not recorded or not finite (None in the file)."""
+    value = final_metrics(record).get(metric)
+    return missing if value is None or math.isnan(value) else 100 * value
 
 
 def run_names(root: str | Path, pattern: str = "runs/*") -> list[str]:

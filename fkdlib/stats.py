@@ -50,20 +50,28 @@ def paired_ci95(a: dict, b: dict) -> dict:
     return {"mean": mean, "ci95": ci, "n": len(diffs), "diffs": diffs, "seeds": list(seeds)}
 
 
+def interval(result: dict) -> tuple[float, float]:
+    """The ends of the 95% interval of a ``mean_ci95`` row or ``paired_ci95`` result (``mean`` ± ``ci95``); NaN where
+    it has none (one seed: a half-width NaN, or None in a summary read back from its JSON file)."""
+    half = float("nan") if result["ci95"] is None else result["ci95"]
+    return result["mean"] - half, result["mean"] + half
+
+
 def bounds(diffs: dict) -> tuple[dict, dict]:
     """``(lo, hi)``: the ends of each named ``paired_ci95`` interval, ``{name: lower}`` and ``{name: upper}``."""
-    return ({k: d["mean"] - d["ci95"] for k, d in diffs.items()}, {k: d["mean"] + d["ci95"] for k, d in diffs.items()})
+    ends = {k: interval(d) for k, d in diffs.items()}
+    return {k: lo for k, (lo, _) in ends.items()}, {k: hi for k, (_, hi) in ends.items()}
 
 
 def side(diff: dict) -> str:
     """Where a ``paired_ci95`` interval lies: ``"above 0"``, ``"below 0"``, ``"containing 0"`` (or ``"one seed"``)."""
-    lo, hi = diff["mean"] - diff["ci95"], diff["mean"] + diff["ci95"]
+    lo, hi = interval(diff)
     return "one seed" if diff["n"] < 2 else "above 0" if lo > 0 else "below 0" if hi < 0 else "containing 0"
 
 
 def verdict(diff: dict, what: str) -> str:
     """One sentence on a ``paired_ci95`` result, no stronger than its interval: above, below or no difference shown."""
-    lo, hi = diff["mean"] - diff["ci95"], diff["mean"] + diff["ci95"]
+    lo, hi = interval(diff)
     call = {"one seed": "one seed: no interval", "above 0": "better: the interval is above 0",
             "below 0": "worse: the interval is below 0",
             "containing 0": "no difference shown: the interval contains 0"}[side(diff)]

@@ -10,7 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fkdlib import paths, viz  # noqa: E402
 from fkdlib.experiments import config  # noqa: E402
 from fkdlib.device import describe_device, get_device  # noqa: E402
-from fkdlib.records import load_result, provenance, save_result  # noqa: E402
+from fkdlib import records  # noqa: E402
+from fkdlib.experiments import report  # noqa: E402
+from fkdlib.records import load_result, provenance, save_result, write_record  # noqa: E402
+from fkdlib.stats import paired_ci95, side, verdict  # noqa: E402
 
 
 def test_provenance_says_how_a_result_was_made():
@@ -33,6 +36,51 @@ def test_results_round_trip_and_smoke_results_stay_out_of_results(tmp_path, monk
     monkeypatch.delenv("FKD_RESULTS_DIR")
     assert paths.results_dir("smoke") == paths.REPO_ROOT / "results" / "smoke"
     assert paths.results_dir("lite") == paths.REPO_ROOT / "results"
+
+
+def _refuse(constant):
+    raise ValueError(f"not strict JSON: {constant}")
+
+
+def test_a_missing_number_is_written_as_null_never_nan(tmp_path):
+    """Records and summaries are strict JSON: any JSON reader opens them (NaN, Infinity are not JSON)."""
+    nan, inf = float("nan"), float("inf")
+    path = write_record(tmp_path / "r.json", {"status": "done", "final": {"test_acc": 0.5, "train_ce": nan},
+                                              "history": [{"loss": inf}, {"loss": -inf, "pair": (1.0, nan)}],
+                                              "by_seed": {0: nan}},
+                        provenance(config={"lr": 0.1, "gap": nan}))
+    record = json.loads(path.read_text(), parse_constant=_refuse)
+    assert record["result"]["final"] == {"test_acc": 0.5, "train_ce": None}
+    assert record["result"]["history"] == [{"loss": None}, {"loss": None, "pair": [1.0, None]}]
+    assert record["result"]["by_seed"] == {"0": None} and record["provenance"]["config"]["gap"] is None
+    assert json.loads(records.to_json([nan, 1]), parse_constant=_refuse) == [None, 1]
+
+
+def test_a_run_record_is_read_through_its_view(tmp_path):
+    config = {"data_label": "CIFAR-10", "classes": [0, 1], "method": {"name": "fkd", "lam_kd": 30.0}}
+    write_record(tmp_path / records.RECORD, {"status": "done", "history": [{"epoch": 0, "test_acc": 0.4},
+                                                                          {"epoch": 1, "test_acc": 0.5, "val_acc": None}],
+                                            "final": {"epoch": 1, "test_acc": 0.5, "val_acc": float("nan")}},
+                 provenance(seed=0, config=config))
+    rec = records.done_record(tmp_path)
+    assert records.status(rec) == "done" and records.final(rec) == 50.0 and len(records.history(rec)) == 2
+    assert records.final_metrics(rec) == {"epoch": 1, "test_acc": 0.5, "val_acc": None}
+    assert records.final(rec, "val_acc") != records.final(rec, "val_acc")          # missing: NaN by default
+    assert records.final(rec, "val_acc", missing=None) is None and records.final(rec, "train_acc", None) is None
+    assert records.run_config(rec)["classes"] == [0, 1] and records.run_method(rec)["lam_kd"] == 30.0
+    assert records.data_label(rec) == records.setting(rec)["data"] == "CIFAR-10"
+
+
+def test_a_summary_read_back_with_a_missing_interval_still_reads(tmp_path):
+    """One seed has no interval: NaN in memory, null in the file; the readers take either."""
+    one = paired_ci95({0: 60.0}, {0: 58.0})
+    path = write_record(tmp_path / "summary.json", {"paired": {"fkd - none": one}}, provenance())
+    back = load_result(path)["result"]["paired"]["fkd - none"]
+    assert back["ci95"] is None and side(back) == side(one) == "one seed"
+    assert verdict(back, "FKD - plain") == verdict(one, "FKD - plain")
+    assert report._cell({"mean": 60.0, "ci95": None, "n": 1}) == "60.00 ± n/a (n=1)"
+    fig = viz.paired_differences({"paired": {"fkd - none": back}, "teacher": "t", "student": "s"})
+    plt.close(fig)
 
 
 def test_figures_go_to_one_place_with_stable_bytes(tmp_path, monkeypatch):

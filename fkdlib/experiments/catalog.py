@@ -10,7 +10,7 @@ own, ``results/<experiment>/<scale>-<hash of the overrides>/``, so the committed
 """
 from __future__ import annotations
 
-from ..records import experiment_dir, final, provenance, write_record
+from ..records import experiment_dir, final, final_metrics, provenance, write_record
 from ..stats import mean_ci95, mean_present, paired_ci95
 from ..theory.experiment import run as theory   # notebook 02's simulation: results/theory/<scale>.json
 from . import comparison, config, ensemble
@@ -82,7 +82,7 @@ def _summarize_fkd_in_practice(scale: str, grid, runs: dict, records: dict, over
 
     rows = {}
     for label, method in runs.items():
-        finals = [r["result"]["final"] for r in records[label].values() if r is not None]
+        finals = [final_metrics(r) for r in records[label].values() if r is not None]
         mean, ci = mean_ci95(list(acc(label).values())) if finals else (float("nan"), float("nan"))
         rows[label] = {"method": method.to_dict(), "runs": [str(grid.run_dir(method, s).relative_to(grid.out))
                                                             for s in records[label]],

@@ -112,11 +112,11 @@ class Grid(TunedGrid):
     def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
         """The teacher's validation accuracy and the protocol checks: did the plain student plateau, does it
         memorise (train minus test), and how far is it below its teacher."""
-        t_final, plain = teacher["result"]["final"], methods.get("none", {})
-        return {"teacher_val_acc": 100 * t_final.get("val_acc", float("nan")),
+        plain = methods.get("none", {})
+        return {"teacher_val_acc": final(teacher, "val_acc"),
                 "protocol": {"plain_last_two_epochs_gain": plain.get("last_two_epochs_gain"),
                              "plain_train_minus_test": (plain["train_acc"] - plain["mean"]) if plain else None,
-                             "teacher_minus_plain": (100 * t_final["test_acc"] - plain["mean"]) if plain else None}}
+                             "teacher_minus_plain": (final(teacher) - plain["mean"]) if plain else None}}
 
 
 class ConvergedGrid(Grid):
@@ -132,7 +132,7 @@ class ConvergedGrid(Grid):
         pilots = experiment_dir("convergence", self.scale) / "summary.json"
         doubling = load_result(pilots)["result"] if pilots.exists() else None
         plain = methods.get("none", {})
-        return {"teacher_val_acc": 100 * teacher["result"]["final"].get("val_acc", float("nan")),
+        return {"teacher_val_acc": final(teacher, "val_acc"),
                 "protocol": {"epochs": self.recipe(None).epochs, "milestones": list(self.recipe(None).milestones),
                              "doubling": None if doubling is None else {"regime_epochs": doubling["regime_epochs"],
                                                                         "tests": doubling["doubling"]},

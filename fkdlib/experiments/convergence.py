@@ -15,12 +15,12 @@ as well as the verdict. ``python -m fkdlib experiment convergence --scale lite -
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..distill.methods import Method
 from ..models.teachers import load_teacher
-from ..records import done_record, experiment_dir, final, finished, provenance, run_names, write_record
+from ..records import (data_label, done_record, experiment_dir, final, finished, history, provenance, run_names,
+                       write_record)
 from ..stats import mean_ci95
 from . import config, runner
 from .comparison import Grid
@@ -82,8 +82,7 @@ def doubling_test(short: dict, long: dict, tolerance: float = 1.0) -> dict:
 
 def _pct(record: dict, key: str) -> float | None:
     """A run's final ``key`` in percent, None where it was not scored."""
-    value = final(record, key)
-    return None if math.isnan(value) else value
+    return final(record, key, missing=None)
 
 
 def pilot_methods(cfg: dict) -> dict[str, Method]:
@@ -160,8 +159,7 @@ class ConvergenceGrid:
             recs = {e: self.records(m, e) for e in budgets}
             methods[label] = {"method": m.to_dict(), "budgets": {e: budget_row(recs[e]) for e in budgets if recs[e]}}
             tests[label], first[label] = doubling_tests(recs, self.cfg["tolerance"])
-            data = data or next((r["provenance"]["config"]["data_label"] for e in budgets for r in recs[e].values()),
-                                None)
+            data = data or next((data_label(r) for e in budgets for r in recs[e].values()), None)
         regime = None if None in first.values() else max(first.values())
         summary = {"experiment": EXPERIMENT, "scale": self.scale, "protocol": self.cfg["protocol"],
                    "student": self.proto["student"], "num_train": self.proto.get("train_size"), "data": data,
@@ -182,7 +180,7 @@ def budget_row(recs: dict) -> dict:
         mean, ci = mean_ci95(per_seed.values()) if per_seed else (None, None)
         row[key] = {"per_seed": per_seed, "mean": mean, "ci95": None if ci != ci else ci}
     row["curves"] = {s: [{k: h[k] for k in ("epoch", "lr", "val_acc", "test_acc", "train_clean_acc", "train_acc")
-                          if k in h} for h in r["result"]["history"] if "test_acc" in h] for s, r in recs.items()}
+                          if k in h} for h in history(r) if "test_acc" in h] for s, r in recs.items()}
     row["wall_time_s"] = {s: r["result"]["wall_time_s"] for s, r in recs.items()}
     return row
 

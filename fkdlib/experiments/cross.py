@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..distill.methods import Method, weight_candidates
-from ..records import done_record, experiment_dir, finished, load_result, provenance, run_names, write_record
+from ..records import (done_record, experiment_dir, final_metrics, finished, load_result, provenance, run_config,
+                       run_names, write_record)
 from . import config, runner
 from .convergence import budget_recipe, budget_row, doubled_budgets, doubling_tests
 from .splits import cross_data
@@ -94,8 +95,8 @@ class CrossGrid(TunedGrid):
     def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
         """The two label spaces: the teacher's classes and the students'."""
         first = next((r for name in methods for s in self.seeds if (r := self.record(chosen[name], s))), None)
-        return {"teacher_classes": teacher["provenance"]["config"]["classes"],
-                "student_classes": first["provenance"]["config"]["classes"] if first else None}
+        return {"teacher_classes": run_config(teacher)["classes"],
+                "student_classes": run_config(first)["classes"] if first else None}
 
 
 class ConvergedCrossGrid(CrossGrid):
@@ -224,4 +225,4 @@ class ConvergedCrossGrid(CrossGrid):
 
     def summary_extra(self, teacher: dict, methods: dict, chosen: dict) -> dict:
         return {**super().summary_extra(teacher, methods, chosen), **self.teacher_summary(),
-                "teacher_train_clean_acc": teacher["result"]["final"].get("train_clean_acc")}
+                "teacher_train_clean_acc": final_metrics(teacher).get("train_clean_acc")}

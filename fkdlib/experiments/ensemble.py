@@ -21,8 +21,8 @@ from ..engine.diversity import diversity
 from ..engine.evaluate import ensemble_accuracy
 from ..engine.teacher_cache import TeacherCache
 from ..models.teachers import load_teacher
-from ..records import (MODEL, done_record, experiment_dir, final, finished, load_result, provenance, run_names,
-                       write_record)
+from ..records import (MODEL, data_label, done_record, experiment_dir, final, final_metrics, finished, load_result,
+                       provenance, run_names, write_record)
 from ..stats import mean_ci95, mean_present, paired_ci95
 from . import config
 from . import runner
@@ -137,7 +137,7 @@ def student_rows(out: Path, jobs: list) -> tuple[dict, dict]:
         key = label if E == 0 else f"{label} E={E}"
         acc.setdefault(key, {})[s] = final(rec)
         cells.setdefault(key, {"method": label, "E": E, "run": run_name(m), "finals": []})["finals"].append(
-            rec["result"]["final"])
+            final_metrics(rec))
     rows = {}
     rank = {"none": 0, "kd": 1, "fkd": 2, "fkd-concat": 3}
     for key, c in sorted(cells.items(), key=lambda kc: (rank[kc[1]["method"]], kc[1]["E"])):
@@ -180,7 +180,7 @@ def summarize(scale: str, out: Path | None = None, overrides: dict | None = None
                "runs": run_names(out, "*/*")}
     first = next(iter(teacher_dirs(out, cfg)), None)
     if first is not None and (rec := done_record(first)) is not None:
-        summary["data"] = rec["provenance"]["config"]["data_label"]
+        summary["data"] = data_label(rec)
     if overrides:
         summary["overrides"] = overrides
     write_record(out / "summary.json", summary, provenance(config={"sizes": cfg, "protocol": proto}))

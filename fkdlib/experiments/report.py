@@ -7,6 +7,7 @@ from pathlib import Path
 from ..distill.methods import label as _label, weights_label
 from ..paths import REPO_ROOT
 from ..records import experiment_dir, load_result
+from ..stats import interval
 from . import paper
 
 
@@ -25,7 +26,8 @@ def results_markdown(scale: str = "lite") -> str:
 
 
 def _cell(r: dict) -> str:
-    return f"{r['mean']:.2f} ± {r['ci95']:.2f} (n={r['n']})"
+    ci = "n/a" if r["ci95"] is None else f"{r['ci95']:.2f}"   # one seed: no interval (null in the file)
+    return f"{r['mean']:.2f} ± {ci} (n={r['n']})"
 
 
 def _source(path: Path, prov: dict) -> str:
@@ -60,7 +62,7 @@ def _paired_table(s: dict) -> str:
     for name in s.get("order", {}).get("paired", s["paired"]):
         d = s["paired"][name]
         a, b = name.split(" - ")
-        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+        lo, hi = interval(d)
         call = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
         diffs.append(f"| {_label(a)} − {_label(b)} | {d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] (n={d['n']}) | {call} |")
     return "\n".join(diffs)

@@ -11,6 +11,7 @@ import torch
 
 from ..distill.methods import color, label, weights_label
 from ..paths import figures_dir
+from ..stats import interval
 
 DPI = 120
 PALETTE = "colorblind"
@@ -116,6 +117,12 @@ def image_grid(X: torch.Tensor, y: torch.Tensor, per_class: int = 6, class_names
     return fig
 
 
+def _half_width(row: dict, missing=None):
+    """A summary row's 95% half-width, or ``missing`` where it has none (one seed: NaN, or None read from JSON)."""
+    ci = row["ci95"]
+    return missing if ci is None or ci != ci else ci
+
+
 def _values(test_acc) -> list:
     """A cell's per-seed accuracies, whether stored as a list or as ``{seed: accuracy}``."""
     return list(test_acc.values()) if isinstance(test_acc, Mapping) else list(test_acc)
@@ -134,7 +141,7 @@ def method_comparison(summary: dict, paper: dict | None = None, paper_pair: str 
     colors = [color(m) for m in methods]
     for i, m in enumerate(methods):
         r = summary["methods"][m]
-        ax.errorbar(i, r["mean"], yerr=r["ci95"] if r["ci95"] == r["ci95"] else None, fmt="o", color=colors[i],
+        ax.errorbar(i, r["mean"], yerr=_half_width(r), fmt="o", color=colors[i],
                     capsize=4, ms=7)
         ax.scatter([i] * len(r["test_acc"]), _values(r["test_acc"]), color=colors[i], s=10, alpha=0.45)
     if show_teacher:
@@ -175,8 +182,8 @@ def ensemble_curve(summary: dict, paper: dict | None = None) -> plt.Figure:
         cells = [(e, rows[f"{m} E={e}"]) for e in E if f"{m} E={e}" in rows]
         if cells:
             x = [e * (1 + 0.04 * (i - 1)) for e, _ in cells]  # side by side, so the intervals do not hide each other
-            ax.errorbar(x, [c["mean"] for _, c in cells], yerr=[c["ci95"] for _, c in cells], fmt="o-", capsize=3,
-                        color=color(m), label=f"{label(m)} student")
+            ax.errorbar(x, [c["mean"] for _, c in cells], yerr=[_half_width(c, float("nan")) for _, c in cells],
+                        fmt="o-", capsize=3, color=color(m), label=f"{label(m)} student")
     if summary.get("teacher_ensemble"):
         ax.plot(E, summary["teacher_ensemble"], "s--", color="0.25", label="teacher ensemble")
     if "none" in rows:
@@ -242,7 +249,7 @@ def paired_differences(summary: dict, contrasts: list[str] | None = None) -> plt
     up, down, none = sns.color_palette(PALETTE)[2], sns.color_palette(PALETTE)[3], "0.5"
     for row, name in enumerate(reversed(names)):
         d = summary["paired"][name]
-        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+        lo, hi = interval(d)
         color = up if lo > 0 else down if hi < 0 else none
         ax.plot([lo, hi], [row, row], color=color, lw=3, solid_capstyle="butt")
         ax.plot(d["mean"], row, "o", color=color, ms=7)

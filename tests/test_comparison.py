@@ -196,6 +196,10 @@ def test_a_search_whose_choice_is_an_edge_extends_past_it_until_the_choice_is_in
     table = grid.choices()[1]["kd"]
     assert table["tried"] == pytest.approx([0.03, 0.1, 0.3, 1.0, 3.0]) and table["bracketed"]
     assert chosen["kd"].lam_kd == pytest.approx(0.09)
+    from fkdlib.viz.regime import weight_searches  # the figure rings the choice where the search put it
+    ax = weight_searches({"tuning": {"kd": table}}).axes[0]
+    ring = [line for line in ax.lines if line.get_markersize() == 14]
+    assert len(ring) == 1 and ring[0].get_xdata()[0] == pytest.approx(0.1) and "bracketed" in ax.get_title()
     assert {s for role, m, s in todo if role == "final"} == {0, 1}
 
 
@@ -227,6 +231,8 @@ def test_fkds_regulariser_climbs_until_it_moves_the_feature_norm_by_a_fifth(tmp_
             _fake_norm_run(grid, m, 90, 59.0, 4.0 * (1 - 10 * m.lam_fr))
     table = grid.choices()[1]["fkd"]
     assert table["run"] == "fkd-nofr_w30" and table["tried"] == [1e-3, 1e-2, 3e-2] and table["bracketed"]
+    assert table["axis"]["runs"] == {"fkd_w30_fr0.001sq": 1e-3, "fkd_w30_fr0.01sq": 1e-2, "fkd_w30_fr0.03sq": 3e-2}
+    assert table["fr_norm_change"] == pytest.approx({r: -10 * v for r, v in table["axis"]["runs"].items()})
 
 
 def test_the_registered_family_is_judged_with_holm_only_once_every_final_is_in(tmp_path, monkeypatch):

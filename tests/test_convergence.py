@@ -82,4 +82,9 @@ def test_a_method_whose_last_doubling_fails_doubles_again_and_the_regime_is_the_
     finish("fkd", 16)
     summary = grid.summarize()
     assert summary["converged_from"] == {"none": 2, "fkd": 8} and summary["regime_epochs"] == 8
+    from fkdlib.viz.regime import doubling_test  # the figure writes each doubling's change where the summary has it
+    fig = doubling_test(summary)
+    notes = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert notes == sorted(f"{t['mean_delta_val_acc']:+.2f}" for m in methods for t in summary["doubling"][m].values())
+    assert len(notes) == 4 and all(line.get_xdata()[0] == 8 for line in fig.axes[0].lines if line.get_linestyle() == "--")
     assert grid.budgets("fkd") == [2, 4, 8, 16]  # max_epochs caps the doubling

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..distill.methods import Method, weight_candidates
-from ..records import experiment_dir, final, load_result
+from ..records import experiment_dir, final, final_metrics, load_result
 from . import config
 from .tuning import TunedGrid, ladder, run_to_summary
 
@@ -66,6 +66,10 @@ class Grid(TunedGrid):
             with_fr = [t for t in table["rounds"][0] if t["method"]["lam_fr"] > 0]
             best_fr = max(with_fr, key=lambda t: sum(t["val_acc"].values()))
             chosen["fkd-best-fr"] = next(c for c in cands if self.name(c) == best_fr["run"])
+            base = next((c for c in cands if c.lam_fr == 0), None)
+            if self.tuning.get("fr_min_norm_change") and base is not None:  # the evidence that FR's search acted
+                table["fr_norm_change"] = {self.name(c): self.fr_norm_change(c, base, signed=True)
+                                           for c in cands if c.lam_fr > 0}
 
     def axis(self, key: str, cand: Method) -> float | None:
         if key in _WEIGHT_SEARCHES:
@@ -75,6 +79,9 @@ class Grid(TunedGrid):
         if key == "fkd":
             return cand.lam_fr or None  # no FR is the search's floor, not a value on its ladder
         return None
+
+    def axis_name(self, key: str) -> str:
+        return {"fkd-nofr": "$\\lambda_{KD}$", "fkd": "$\\lambda_{FR}$"}.get(key, "weight ÷ its default")
 
     def at(self, key: str, cand: Method, value: float) -> Method:
         if key in _WEIGHT_SEARCHES:
@@ -96,11 +103,15 @@ class Grid(TunedGrid):
         grown = sum(c.lam_fr > max(self.tuning["fr_lams"]) for c in cands)
         return [self.at(key, top, ladder(top.lam_fr, True))] if grown < self.tuning.get("max_extend", 0) else []
 
-    def fr_norm_change(self, cand: Method, base: Method) -> float:
-        """|feature norm(cand) / feature norm(base) - 1| at the end of their runs on the first tuning seed."""
+    def fr_norm_change(self, cand: Method, base: Method, signed: bool = False) -> float | None:
+        """|feature norm(cand) / feature norm(base) - 1| at the end of their runs on the first tuning seed (with
+        its sign if ``signed``: FR shrinks the norm, so it is negative; None there where a norm is missing)."""
         seed = self.tuning_seeds[0]
-        norms = [self.record(c, seed)["result"]["final"].get("feature_norm") for c in (cand, base)]
-        return abs(norms[0] / norms[1] - 1) if None not in norms and norms[1] else float("inf")
+        norms = [final_metrics(self.record(c, seed)).get("feature_norm") for c in (cand, base)]
+        if None in norms or not norms[1]:
+            return None if signed else float("inf")
+        change = norms[0] / norms[1] - 1
+        return change if signed else abs(change)
 
     def study(self, chosen: dict) -> list:
         """Runs beyond the finals (notebook 03's lambda study) on the first ``study_seeds`` seeds."""

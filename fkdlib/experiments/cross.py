@@ -188,6 +188,9 @@ class ConvergedCrossGrid(CrossGrid):
             return None
         return cand.method.lam_kd if name == "fkd" else float(f"{cand.method.lam_kd / Method(name).lam_kd:.6g}")
 
+    def axis_name(self, key: str) -> str:
+        return "$\\lambda_{KD}$" if key.startswith("fkd") else "weight ÷ its default"
+
     def at(self, key: str, cand: Candidate, value: float) -> Candidate:
         name = key.partition(" ")[0]
         lam = value if name == "fkd" else float(f"{value * Method(name).lam_kd:.6g}")

@@ -213,6 +213,9 @@ class LambdaSearch(TunedGrid):
     def axis(self, key: str, cand: Method) -> float:
         return cand.lam_kd
 
+    def axis_name(self, key: str) -> str:
+        return "$\\lambda_{KD}$"
+
     def at(self, key: str, cand: Method, value: float) -> Method:
         return replace(cand, lam_kd=value)
 

@@ -29,7 +29,7 @@ import torch
 from ..distill.methods import Method
 from ..engine.progress import bar
 from ..engine.train import train
-from ..records import finished, run_record
+from ..records import finished, history, run_config, run_record
 
 
 @dataclass(frozen=True)
@@ -256,12 +256,12 @@ def _estimate(grid, running, n_todo: int, capacity: int, desc: str) -> bool:
     for run in running:
         try:
             record = run_record(Path(grid.out) / run.name)
-            history, epochs = record["result"]["history"], record["provenance"]["config"]["recipe"]["epochs"]
+            rows, epochs = history(record), run_config(record)["recipe"]["epochs"]
         except (OSError, ValueError, KeyError):
             continue
-        if not history:
+        if not rows:
             continue
-        first = history[0]["wall_time_s"]
+        first = rows[0]["wall_time_s"]
         total = first * epochs * n_todo / capacity
         print(f"{desc}: {n_todo} run(s) to do now (more may follow as choices are made), first epoch of {run.name} took "
               f"{first:.1f} s: about {total / 3600:.1f} h for them at {capacity} at once, if every epoch and run "

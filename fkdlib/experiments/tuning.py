@@ -27,7 +27,8 @@ from ..distill.methods import Method
 from ..device import get_device
 from ..engine.amp import resolve_precision
 from ..engine.teacher_cache import grid_cache
-from ..records import done_record, final, finished, pinned, provenance, run_names, run_record, write_record
+from ..records import (done_record, final, final_metrics, finished, history, pinned, provenance, run_config, run_names,
+                       run_record, write_record)
 from ..stats import family, mean_ci95, mean_present, paired_ci95
 from . import config, runner
 from .splits import comparison_data
@@ -124,6 +125,10 @@ class TunedGrid:
         """Where ``cand`` sits on the axis the search ``key`` walks (a weight), or None if it is not on it."""
         return None
 
+    def axis_name(self, key: str) -> str:
+        """What the search ``key`` walks, for its table and figures."""
+        return "weight"
+
     def at(self, key: str, cand, value: float):
         """The candidate like ``cand`` at ``value`` on the search's axis."""
         raise NotImplementedError
@@ -174,7 +179,9 @@ class TunedGrid:
             if missing:
                 continue
             if key in self._first_grid:
-                table["tried"] = sorted(v for c in cands if (v := self.axis(key, c)) is not None)
+                table["axis"] = {"name": self.axis_name(key),
+                                 "runs": {self.name(c): v for c in cands if (v := self.axis(key, c)) is not None}}
+                table["tried"] = sorted(table["axis"]["runs"].values())
                 value = self.axis(key, pick)
                 table["bracketed"] = value is None or min(table["tried"]) < value < max(table["tried"])
             chosen[key] = pick
@@ -257,7 +264,7 @@ class TunedGrid:
                 continue
             recs = {s: r for s in self.seeds if (r := self.record(chosen[name], s)) is not None}
             by_seed[name] = {s: final(r) for s, r in recs.items()}
-            finals = [r["result"]["final"] for r in recs.values()]
+            finals = [final_metrics(r) for r in recs.values()]
             mean, ci = mean_ci95(list(by_seed[name].values())) if recs else (float("nan"), float("nan"))
             gamma = self.method(chosen[name]).gamma
             rows[name] = {"run": self.name(chosen[name]), "method": self.describe(chosen[name]),
@@ -302,7 +309,7 @@ class TunedGrid:
         paired = {f"{a} - {b}": paired_ci95(by_seed[a], by_seed[b]) for a, b in self.contrasts
                   if by_seed.get(a) and by_seed.get(b)}
         registered = self.registered_family(by_seed)
-        t_cfg = teacher["provenance"]["config"]
+        t_cfg = run_config(teacher)
         summary = {"experiment": self.experiment, "scale": self.scale, "teacher": self.cfg["teacher"],
                    "student": self.cfg["student"], "data": t_cfg["data_label"],
                    "num_train": {"teacher": t_cfg["num_train"], "student": self.cfg.get("train_size")},
@@ -364,5 +371,5 @@ def run_to_summary(grid, data_root=None, device=None, progress=None, precision: 
 
 def _last_two_gain(rec: dict) -> float | None:
     """Test accuracy points added by the last two epochs (from the epoch before them to the end)."""
-    accs = [h["test_acc"] for h in rec["result"]["history"] if "test_acc" in h]
+    accs = [h["test_acc"] for h in history(rec) if "test_acc" in h]
     return 100 * (accs[-1] - accs[-3]) if len(accs) >= 3 else None

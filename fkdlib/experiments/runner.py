@@ -116,11 +116,6 @@ def execute(ref: GridRef, run: Run, threads: int | None = None) -> str:
     return run.name
 
 
-def _first(runs: list[Run], free: int) -> list[Run]:
-    """Which of ``runs`` (most urgent first) to start on ``free`` free slots: the first ones."""
-    return runs[:free]
-
-
 class _Sequential:
     """Runs each submitted run at once, in this process."""
 
@@ -130,7 +125,7 @@ class _Sequential:
         self.threads = threads
 
     def pick(self, runs: list[Run]) -> list[Run]:
-        return _first(runs, 1)
+        return runs[:1]  # the most urgent
 
     def submit(self, ref, run) -> Future:
         f = Future()

@@ -246,3 +246,17 @@ def test_the_registered_family_is_judged_with_holm_only_once_every_final_is_in(t
     kd = fam["results"]["kd - none"]
     assert kd["p_holm"] == pytest.approx(min(1.0, 2 * kd["p"])) or kd["p_holm"] >= kd["p"]
     assert kd["holm"] == "above 0" and fam["results"]["rkd - none"]["holm"] == "not shown"
+
+
+def test_crds_negatives_at_lite_come_from_the_config_and_travel_through_every_weight_it_tries(tmp_path, monkeypatch):
+    assert config.sizes("method_comparison_converged", "lite")["tuning"]["crd_negatives"] == 2048
+    tuning = dict(config._CONVERGED_TUNING, multipliers=[1.0, 3.0], max_extend=1, crd_negatives=48)
+    grid = _converged(monkeypatch, tmp_path, methods=["crd"], seeds=[0], tuning=tuning)
+    tried = []
+    while tune := [m for role, m, s in grid.plan()[0] if role == "tune"]:
+        for m in tune:
+            tried.append(m)
+            _fake_run(grid, m, 90, 50.0 + m.lam_kd)  # bigger is always better: the search extends past its edge
+    assert len(tried) == 3 and {m.negatives for m in tried} == {48}, "an extension keeps the grid's negatives"
+    finals = [m for role, m, s in grid.plan()[0] if role == "final"]
+    assert finals and {m.negatives for m in finals} == {48}

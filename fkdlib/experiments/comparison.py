@@ -24,7 +24,10 @@ def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
     if method == "none":
         return [Method("none")]
     if method in ("kd", "rkd", "sp", "crd", "fkd-nofr"):
-        return weight_candidates(method, tuning["multipliers"], tuning["fkd_lams"])
+        cands = weight_candidates(method, tuning["multipliers"], tuning["fkd_lams"])
+        if method == "crd" and tuning.get("crd_negatives"):  # a size of the grid's (its config says why)
+            cands = [replace(c, negatives=tuning["crd_negatives"]) for c in cands]
+        return cands
     if method == "fkd":
         if "fkd-nofr" not in chosen:
             return None

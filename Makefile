@@ -1,21 +1,28 @@
-# The two commands: `make demo` and `make test`. Each sets itself up from nothing.
+# The two commands: `make demo` and `make test`. Each sets itself up from nothing. For reading the notebooks
+# alone, `make lab` installs less. (CONTRIBUTING.md says what each target does.)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup test test-lib test-nb test-browser demo demo-smoke lab notebooks clean-notebooks readme bench gpu-check clean
 
+## one recipe, two set-ups of .venv, told apart by pyproject.toml's extras: everything (the tests, the browser
+## driver, Ray: `dev` and `cluster`), or only what the notebooks need (`lab`: JupyterLab and its kernel)
+STAMP     := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
+$(STAMP):     EXTRAS := dev,cluster
+$(LAB_STAMP): EXTRAS := lab
+
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP) $(LAB_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --progress-bar off --upgrade pip
-	$(PIP) install --progress-bar off -e '.[dev,cluster]'
+	$(PIP) install --progress-bar off -e '.[$(EXTRAS)]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fkd)" >/dev/null
-	@touch $(STAMP)
+	@touch $@
 
 ## all tests: the library's, the notebooks under nbval at smoke size, then notebooks 00 and 01 in a real browser
 test: test-lib test-nb test-browser
@@ -74,8 +81,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py --size $${SIZE:-cpu}
 	$(BIN)/python benchmarks/bench_teacher_sharing.py --size $$(test "$${SIZE:-cpu}" = tiny && echo tiny || echo cpu)
 
-## JupyterLab on notebooks/: loopback only, a token (printed in the URL), this venv's kernel
-lab: $(STAMP)
+## JupyterLab on notebooks/: loopback only, a token (printed in the URL), this venv's kernel. The first time it
+## installs only the `lab` extra; after `make setup` (or any target that needs it) it uses the full set-up
+lab: $(if $(wildcard $(STAMP)),$(STAMP),$(LAB_STAMP))
 	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 

@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--teacher-dataset", help="dataset the teachers were trained on, for RepDistiller checkpoints "
                                                     "(default cifar100)")
     distill.add_argument("--method", choices=METHODS, default="fkd", help="distillation method (default fkd)")
-    distill.add_argument("--lam-kd", type=float, help="weight of the distillation term (default per method: "
-                                                      "FKD 100, KD 0.9, RKD 1, SP 3000, CRD 0.8)")
+    defaults = ", ".join(f"{s.label} {s.lam_kd:g}" for s in METHODS.values() if s.needs_teacher)
+    distill.add_argument("--lam-kd", type=float, help=f"weight of the distillation term (default per method: "
+                                                      f"{defaults})")
     distill.add_argument("--lam-fr", type=float, default=0.01, help="FKD's feature-regulariser weight (default 0.01)")
     distill.add_argument("--negatives", type=int, default=NEGATIVES,
                          help=f"CRD's negatives per example, drawn among other classes (default {NEGATIVES})")

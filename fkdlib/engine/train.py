@@ -204,8 +204,8 @@ def _check_setup(method, teachers, train_data, out_dir, resume, overwrite, kd_da
         for t in teachers:
             if list(t.classes) != list(train_data.classes):
                 raise ValueError(
-                    f"KD needs teacher and student to share a label space, but teacher {t.arch} was trained on "
-                    f"{t.dataset} ({len(t.classes)} classes) and the student on {train_data.name} "
+                    f"{method.spec.label} needs teacher and student to share a label space, but teacher {t.arch} was "
+                    f"trained on {t.dataset} ({len(t.classes)} classes) and the student on {train_data.name} "
                     f"({len(train_data.classes)} classes). Across datasets use one of {', '.join(LABEL_FREE)}.")
     if not resume and not overwrite and (out_dir / CHECKPOINT).exists():
         raise FileExistsError(f"{out_dir} already holds a run; continue it with resume=True (--resume) "

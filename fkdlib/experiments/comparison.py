@@ -1,15 +1,17 @@
 """The method comparison (docs/paper.md §3.1) on ``tuning.TunedGrid``: one teacher; per method
 (none, KD, RKD, SP, FKD without FR, FKD, the FR-only control) its weights chosen on validation, then paired seeds.
 
-KD, RKD and SP try multiples of RepDistiller's weight; FKD's lambda_FR and FR form are tried at FKD-without-FR's
-chosen lambda_KD; the FR-only control uses FKD's chosen regulariser. ``study`` adds notebook 03's lambda study.
+Each method searches its own weight as its file says (``fkdlib.distill.methods``: KD, RKD, SP and CRD multiples of
+RepDistiller's weight, FKD without FR its lambda_KD ladder); the comparison chains two choices of its own: FKD's
+lambda_FR and FR form are tried at FKD-without-FR's chosen lambda_KD, and the FR-only control uses FKD's chosen
+regulariser. ``study`` adds notebook 03's lambda study.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from ..distill.methods import Method, weight_candidates
+from ..distill.methods import METHODS, Method, weight_candidates
 from ..records import experiment_dir, final, final_metrics, load_result
 from . import config
 from .tuning import TunedGrid, ladder, run_to_summary
@@ -20,14 +22,8 @@ CONTRASTS = [("fkd", "none"), ("fkd", "kd"), ("kd", "none"), ("fkd", "fkd-nofr")
 
 
 def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
-    """The weights tried for ``method``; None while they depend on a choice not made yet (``chosen``: name -> Method)."""
-    if method == "none":
-        return [Method("none")]
-    if method in ("kd", "rkd", "sp", "crd", "fkd-nofr"):
-        cands = weight_candidates(method, tuning["multipliers"], tuning["fkd_lams"])
-        if method == "crd" and tuning.get("crd_negatives"):  # a size of the grid's (its config says why)
-            cands = [replace(c, negatives=tuning["crd_negatives"]) for c in cands]
-        return cands
+    """The weights tried for ``method``; None while they depend on a choice not made yet (``chosen``: name -> Method).
+    FKD and the FR-only control follow the comparison's chain, every other method its own search."""
     if method == "fkd":
         if "fkd-nofr" not in chosen:
             return None
@@ -41,11 +37,11 @@ def candidates(method: str, tuning: dict, chosen: dict) -> list[Method] | None:
         if fkd.lam_fr == 0:  # FKD chose no regulariser: control the best regulariser it tried
             fkd = chosen.get("fkd-best-fr", fkd)
         return [Method("fr", lam_fr=fkd.lam_fr or tuning["fr_lams"][-1], fr_squared=fkd.fr_squared)]
-    raise ValueError(f"no tuning rule for method {method!r}")
+    return weight_candidates(method, tuning)
 
 
-# the searches' axes: a baseline's weight as a multiple of RepDistiller's, FKD-without-FR's lambda_KD, FKD's lambda_FR
-_WEIGHT_SEARCHES = ("kd", "rkd", "sp", "crd")
+# the comparison's chain of choices, made first: FKD without FR's lambda_KD, FKD's regulariser, the FR-only control
+_CHAIN = ("fkd-nofr", "fkd", "fr")
 
 
 class Grid(TunedGrid):
@@ -58,7 +54,7 @@ class Grid(TunedGrid):
     def stages(self):
         """``(key, candidates or None)`` per choice, in the order they are made, given ``chosen`` so far (a generator
         sent nothing: it reads ``self._chosen``). The method comparison: the longest chain of choices first."""
-        for name in ["fkd-nofr", "fkd", "fr", "none", "kd", "rkd", "sp", "crd"]:
+        for name in [*_CHAIN, *(m for m in METHODS if m not in _CHAIN)]:
             wanted = name in self.cfg["methods"] or (name == "fkd-nofr" and "fkd" in self.cfg["methods"])
             if wanted:
                 yield name, candidates(name, self.tuning, self._chosen)
@@ -75,21 +71,16 @@ class Grid(TunedGrid):
                                            for c in cands if c.lam_fr > 0}
 
     def axis(self, key: str, cand: Method) -> float | None:
-        if key in _WEIGHT_SEARCHES:
-            return float(f"{cand.lam_kd / Method(cand.name).lam_kd:.6g}")
-        if key == "fkd-nofr":
-            return cand.lam_kd
+        """FKD's search is its regulariser's weight; every other method's is its own (``Spec.axis``)."""
         if key == "fkd":
             return cand.lam_fr or None  # no FR is the search's floor, not a value on its ladder
-        return None
+        return cand.spec.axis(cand)
 
     def axis_name(self, key: str) -> str:
-        return {"fkd-nofr": "$\\lambda_{KD}$", "fkd": "$\\lambda_{FR}$"}.get(key, "weight ÷ its default")
+        return "$\\lambda_{FR}$" if key == "fkd" else METHODS[key].axis_name
 
     def at(self, key: str, cand: Method, value: float) -> Method:
-        if key in _WEIGHT_SEARCHES:
-            return replace(cand, lam_kd=float(f"{value * Method(cand.name).lam_kd:.6g}"))
-        return replace(cand, **{"lam_kd" if key == "fkd-nofr" else "lam_fr": value})
+        return replace(cand, lam_fr=value) if key == "fkd" else cand.spec.at(cand, value)
 
     def beyond(self, key: str, cands: list, pick: Method) -> list:
         """Past the edge of a search (``TunedGrid.beyond``); FKD's regulariser also climbs while its largest weight

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..distill.methods import Method, weight_candidates
+from ..distill.methods import METHODS, Method, weight_candidates
 from ..records import (done_record, experiment_dir, final_metrics, finished, load_result, provenance, run_config,
                        run_names, write_record)
 from . import config, runner
@@ -55,7 +55,7 @@ class CrossGrid(TunedGrid):
 
     def weights(self, name: str) -> list[Method] | None:
         t = self.tuning
-        return weight_candidates(name, t["multipliers"], t["fkd_lams"], **t["fkd_fr"])
+        return weight_candidates(name, t, **t["fkd_fr"])
 
     def stages(self):
         """Per method: its weight at the recipe's lr (``"<m> weight"``), then the lr at that weight (``"<m>"``)."""
@@ -180,21 +180,16 @@ class ConvergedCrossGrid(CrossGrid):
         if name != "fkd":
             return super().weights(name)
         fr = self.fkd_regulariser()
-        return None if fr is None else weight_candidates("fkd", self.tuning["multipliers"], self.tuning["fkd_lams"], **fr)
+        return None if fr is None else weight_candidates("fkd", self.tuning, **fr)
 
     def axis(self, key: str, cand: Candidate) -> float | None:
-        name, _, what = key.partition(" ")
-        if what != "weight":
-            return None
-        return cand.method.lam_kd if name == "fkd" else float(f"{cand.method.lam_kd / Method(name).lam_kd:.6g}")
+        return cand.method.spec.axis(cand.method) if key.endswith(" weight") else None
 
     def axis_name(self, key: str) -> str:
-        return "$\\lambda_{KD}$" if key.startswith("fkd") else "weight ÷ its default"
+        return METHODS[key.partition(" ")[0]].axis_name
 
     def at(self, key: str, cand: Candidate, value: float) -> Candidate:
-        name = key.partition(" ")[0]
-        lam = value if name == "fkd" else float(f"{value * Method(name).lam_kd:.6g}")
-        return replace(cand, method=replace(cand.method, lam_kd=lam))
+        return replace(cand, method=cand.method.spec.at(cand.method, value))
 
     def preferred(self, cands: list) -> str | None:
         """The tie rule: among learning rates, the plain student's chosen one (its own search: the recipe's)."""

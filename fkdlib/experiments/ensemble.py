@@ -12,7 +12,6 @@ through a ``TeacherCache``: every teacher runs once per batch, not once per stud
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from ..data.loader import DeviceLoader
@@ -211,13 +210,13 @@ class LambdaSearch(TunedGrid):
         return run_dir(self.out, cand, self.E, seed)
 
     def axis(self, key: str, cand: Method) -> float:
-        return cand.lam_kd
+        return cand.spec.axis(cand)
 
     def axis_name(self, key: str) -> str:
-        return "$\\lambda_{KD}$"
+        return self.base.spec.axis_name
 
     def at(self, key: str, cand: Method, value: float) -> Method:
-        return replace(cand, lam_kd=value)
+        return cand.spec.at(cand, value)
 
 
 class ConvergedEnsembleGrid(EnsembleGrid):

@@ -9,9 +9,10 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from ..distill.methods import color, label, weights_label
+from ..distill.methods import label, weights_label
 from ..paths import figures_dir
 from ..stats import interval
+from .look import color
 
 DPI = 120
 PALETTE = "colorblind"

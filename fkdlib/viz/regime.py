@@ -6,8 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from ..distill.methods import color, label
+from ..distill.methods import label
 from .figures import PALETTE
+from .look import color
 
 
 def doubling_test(summary: dict) -> plt.Figure:
